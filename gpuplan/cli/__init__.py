@@ -1,0 +1,92 @@
+"""The `gpuplan` command: one Typer sub-module per command group."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from gpuplan import __version__
+from gpuplan.errors import GpuplanError
+
+
+class GpuplanGroup(TyperGroup):
+    """Every failure a user can cause ends as one `Error: ...` line on stderr and a non-zero exit.
+
+    Overriding `main` (not a wrapper function) means `typer.testing.CliRunner` sees exactly what users see.
+    GPUPLAN_DEBUG=1 lets the traceback through.
+    """
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        debug = os.environ.get("GPUPLAN_DEBUG") == "1"
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except GpuplanError as e:
+            if debug:
+                raise
+            _fail(str(e), e.exit_code)
+        except click.UsageError as e:
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+            _fail(e.format_message() + hint, e.exit_code)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130)
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=GpuplanGroup,
+    name="gpuplan",
+    help="Estimate how long and how much a BERT fine-tune costs on each GPU, fp32 vs mixed precision.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        click.echo(f"gpuplan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Estimate how long and how much a BERT fine-tune costs on each GPU, fp32 vs mixed precision."""
+
+
+def _register() -> None:
+    # Each module adds its commands to `app`; imports stay light (no TensorFlow, no boto3 at import time).
+    import importlib
+
+    for name in ("estimate", "gpus", "calibrate", "launch", "prices"):
+        try:
+            importlib.import_module(f"gpuplan.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"gpuplan.cli.{name}":
+                raise
+
+
+_register()
+
+
+def main() -> None:
+    app()

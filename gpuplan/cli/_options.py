@@ -1,0 +1,46 @@
+"""Option aliases shared by commands, so every command spells and documents a flag the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpuplan.workload import Workload, build_workload
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="bert-base-uncased (default), bert-base-cased, bert-large-uncased, bert-large-cased, "
+                                 "a path to a BERT config.json or model folder, or a Hub id."),
+]
+NumExamplesOpt = Annotated[int | None, typer.Option("--num-examples", help="Training examples. [default: 25000]")]
+EpochsOpt = Annotated[float | None, typer.Option("--epochs", help="Passes over the data. [default: 2]")]
+BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size per GPU. [default: 32]")]
+SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", help="Max sequence length in tokens. [default: 128]")]
+PrecisionOpt = Annotated[
+    str | None, typer.Option("--precision", help="fp32, mixed or both. [default: both]")
+]
+WorkloadOpt = Annotated[
+    Path | None, typer.Option("--workload", help="YAML file with the workload; flags override it.")
+]
+CatalogOpt = Annotated[
+    Path | None, typer.Option("--catalog", help="YAML file that adds or overrides GPUs and offers (never overwritten).")
+]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region whose prices to use.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, json or csv.")]
+
+
+def workload_from_flags(
+    workload: Path | None,
+    model: str | None,
+    num_examples: int | None,
+    epochs: float | None,
+    batch_size: int | None,
+    seq_len: int | None,
+    precision: str | None,
+) -> Workload:
+    return build_workload(
+        workload_file=workload, model=model, num_examples=num_examples, epochs=epochs,
+        batch_size=batch_size, seq_len=seq_len, precision=precision,
+    )

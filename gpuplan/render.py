@@ -1,0 +1,94 @@
+"""The one renderer: tables (tabulate), JSON and CSV to stdout; notes and progress to stderr.
+
+Core code computes in raw units (seconds, USD, bytes); formatting happens only here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gpuplan.errors import GpuplanError
+
+FORMATS = ("table", "json", "csv")
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise GpuplanError(f"unknown format {fmt!r}; use table, json or csv")
+    return fmt
+
+
+def note(message: str) -> None:
+    """A message for the person at the terminal (stderr), never mixed with data."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def dumps_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, Callable[[Any], str] | None]]) -> str:
+    """columns: (key, header, formatter or None)."""
+    from tabulate import tabulate
+
+    body = [[(fmt(r.get(k)) if fmt else _plain(r.get(k))) for k, _, fmt in columns] for r in rows]
+    return tabulate(body, headers=[h for _, h, _ in columns], tablefmt="simple", disable_numparse=True)
+
+
+def to_csv(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+    return buf.getvalue()
+
+
+def _plain(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def usd(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"${v:,.2f}" if v >= 0.995 else f"${v:.3f}"
+
+
+def duration(seconds: float | None) -> str:
+    """'45s', '12m', '3h05m', '2d04h'."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s" if s < 600 else f"{round(s / 60)}m"
+    h, m = divmod(round(s / 60), 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def gib(n_bytes: float | None) -> str:
+    return "-" if n_bytes is None else f"{n_bytes / 2**30:.1f} GiB"
+
+
+def rate(v: float | None) -> str:
+    return "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.3g}")

@@ -1,0 +1,106 @@
+"""The price catalog's schema: GPUs, the instances that carry them, and their prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+SCHEMA_VERSION = 1
+
+Interconnect = Literal["none", "pcie3", "pcie4", "pcie5", "nvlink2", "nvlink3", "nvlink4"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuSpec(_Strict):
+    """Datasheet peaks (dense, no sparsity) of one GPU model."""
+
+    key: str = Field(description="short name used on the command line, e.g. v100")
+    name: str
+    architecture: str = Field(description="Volta, Turing, Ampere, Ada Lovelace, Hopper, ...")
+    compute_capability: float
+    memory_gib: PositiveFloat
+    fp32_tflops: PositiveFloat
+    tf32_tflops: PositiveFloat | None = Field(None, description="None: no TF32 tensor cores")
+    fp16_tflops: PositiveFloat = Field(description="fp16 tensor-core peak (dense)")
+    bf16_tflops: PositiveFloat | None = Field(None, description="None: no bfloat16 tensor cores")
+    memory_bandwidth_gbs: PositiveFloat
+    source: str = ""
+    notes: str = ""
+
+    @property
+    def has_bf16(self) -> bool:
+        return self.bf16_tflops is not None
+
+    @property
+    def has_tf32(self) -> bool:
+        return self.tf32_tflops is not None
+
+
+class InstanceOffer(_Strict):
+    """One instance type in one region, with its prices in USD per hour."""
+
+    instance_type: str
+    provider: str = "aws"
+    region: str = "us-east-1"
+    gpu: str = Field(description="GpuSpec.key")
+    gpu_count: PositiveInt
+    vcpus: PositiveInt
+    memory_gib: PositiveFloat
+    on_demand_usd_per_hour: PositiveFloat | None = None
+    spot_usd_per_hour: PositiveFloat | None = Field(None, description="typical spot price (median across zones)")
+    spot_usd_per_hour_min: PositiveFloat | None = None
+    price_source: str = ""
+    price_date: dt.date | None = None
+    interconnect: Interconnect = "none"
+    allreduce_gbs: PositiveFloat | None = Field(
+        None, description="gradient all-reduce bus bandwidth between the GPUs, GB/s (multi-GPU instances)"
+    )
+    startup_seconds: float = Field(
+        300.0, ge=0, description="boot, install and model load before training starts (billed)"
+    )
+
+    @model_validator(mode="after")
+    def _multi_gpu_needs_a_link(self) -> InstanceOffer:
+        if self.gpu_count > 1 and self.allreduce_gbs is None:
+            raise ValueError(f"allreduce_gbs is required for a {self.gpu_count}-GPU instance")
+        if self.on_demand_usd_per_hour is None and self.spot_usd_per_hour is None:
+            raise ValueError("give on_demand_usd_per_hour or spot_usd_per_hour")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.instance_type, self.region)
+
+
+class Catalog(_Strict):
+    """GPUs and offers; every offer's GPU is in `gpus`."""
+
+    schema_version: int = SCHEMA_VERSION
+    source: str = ""
+    gpus: list[GpuSpec] = []
+    offers: list[InstanceOffer] = []
+
+    @model_validator(mode="after")
+    def _offers_name_known_gpus(self) -> Catalog:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {self.schema_version} is not supported (this gpuplan reads {SCHEMA_VERSION})")
+        keys = {g.key for g in self.gpus}
+        for o in self.offers:
+            if o.gpu not in keys:
+                raise ValueError(f"offer {o.instance_type}: gpu {o.gpu!r} is not in the catalog's gpus")
+        return self
+
+    def gpu(self, key: str) -> GpuSpec:
+        for g in self.gpus:
+            if g.key == key:
+                return g
+        raise KeyError(key)
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({o.region for o in self.offers})
