@@ -6,7 +6,6 @@ import os
 import sys
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,20 +22,22 @@ class GpuplanGroup(TyperGroup):
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        debug = os.environ.get("GPUPLAN_DEBUG") == "1"
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except GpuplanError as e:
-            if debug:
+            if os.environ.get("GPUPLAN_DEBUG") == "1":
                 raise
             _fail(str(e), e.exit_code)
-        except click.UsageError as e:
-            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
-            _fail(e.format_message() + hint, e.exit_code)
-        except click.ClickException as e:
-            _fail(e.format_message(), e.exit_code)
-        except (click.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             _fail("interrupted", 130)
+        except Exception as e:
+            # Usage errors (bad flag values, unknown options). Typer vendors click in recent releases, so match
+            # click's exception protocol rather than one module's classes.
+            if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+                raise
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            _fail(e.format_message() + hint, e.exit_code)
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -44,7 +45,7 @@ class GpuplanGroup(TyperGroup):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    typer.echo(f"Error: {' '.join(message.split())}", err=True)
     sys.exit(code)
 
 
@@ -62,7 +63,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        click.echo(f"gpuplan {__version__}")
+        typer.echo(f"gpuplan {__version__}")
         raise typer.Exit()
 
 

@@ -1,0 +1,132 @@
+"""`gpuplan estimate`: rank every GPU, precision and market for the workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpuplan import render
+from gpuplan.cli import app
+from gpuplan.cli._options import (
+    BatchSizeOpt, CatalogOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, RegionOpt, SeqLenOpt,
+    WorkloadOpt, workload_from_flags,
+)
+from gpuplan.errors import GpuplanError
+from gpuplan.plan import Estimate, LocalMachine, make_estimate
+from pricing.catalog import load_catalog, select_offers
+
+PLAN_COLUMNS = [
+    ("instance", "instance", None),
+    ("gpu", "gpu", None),
+    ("gpu_count", "gpus", None),
+    ("precision", "precision", None),
+    ("dtype", "dtype", None),
+    ("market", "market", None),
+    ("samples_per_second", "samples/s", render.rate),
+    ("train_seconds", "train", render.duration),
+    ("hours", "total", lambda h: render.duration(h * 3600)),
+    ("cost_usd", "cost", render.usd),
+    ("price_per_hour", "$/h", render.usd),
+    ("fits_memory", "fits", None),
+    ("source", "source", None),
+    ("pareto", "front", lambda p: "*" if p else ""),
+]
+CSV_KEYS = [
+    "instance", "region", "gpu", "gpu_count", "precision", "dtype", "market", "batch_size", "samples_per_second",
+    "samples_per_second_per_gpu", "step_seconds", "steps", "hours", "cost_usd", "price_per_hour", "billed_seconds",
+    "fits_memory", "max_batch_size", "scaling_efficiency", "source", "pareto",
+]
+
+
+def render_estimate(est: Estimate, fmt: str, plot: Path | None = None) -> None:
+    """Table, JSON or CSV on stdout; the recommendation and notes as the table's footer (table) or in the JSON."""
+    render.check_format(fmt)
+    for n in est.notes:
+        render.note(f"note: {n}")
+    if fmt == "json":
+        render.out(render.dumps_json(est.model_dump(mode="json")))
+    elif fmt == "csv":
+        render.out(render.to_csv([p.model_dump(mode="json") for p in est.plans], CSV_KEYS))
+    else:
+        rows = [p.model_dump() for p in est.plans]
+        multi_region = len({p.region for p in est.plans if p.region}) > 1
+        cols = PLAN_COLUMNS[:1] + [("region", "region", None)] + PLAN_COLUMNS[1:] if multi_region else PLAN_COLUMNS
+        render.out(render.table(rows, cols))
+        render.out(_recommendation_text(est))
+        for p in est.plans:
+            for n in p.notes:
+                render.note(f"note: {p.instance} {p.precision}: {n}")
+    if plot is not None:
+        from gpuplan.plot import plot_estimate
+
+        plot_estimate(est, plot)
+        render.note(f"wrote {plot}")
+
+
+def _recommendation_text(est: Estimate) -> str:
+    r = est.recommendation
+    w = est.workload
+    head = (f"\n{w.model}, {w.num_examples:,} examples x {w.epochs:g} epochs, batch {w.batch_size}/GPU, "
+            f"seq-len {w.seq_len}.  * = Pareto front (nothing else is both faster and cheaper).")
+    if r is None:
+        return head + "\nNo recommendation: no plan fits in GPU memory. Lower --batch-size or --seq-len."
+    where = f" in {r.region}" if r.region else ""
+    text = (f"{head}\nRecommendation ({r.reason}): {r.instance}{where}, {r.precision} ({r.dtype}), {r.market}: "
+            f"{render.duration(r.hours * 3600)}, {render.usd(r.cost_usd)}.")
+    if r.baseline is not None and r.speedup is not None and r.saving_usd is not None:
+        b = r.baseline
+        text += (f"\nAgainst {b.instance} {b.precision} {b.market} ({render.duration(b.hours * 3600)}, "
+                 f"{render.usd(b.cost_usd)}): {r.speedup:.2f}x faster, ")
+        text += (f"saves {render.usd(r.saving_usd)} ({r.saving_pct:.0%})." if r.saving_usd >= 0 and r.saving_pct
+                 is not None else f"costs {render.usd(-r.saving_usd)} more.")
+    return text
+
+
+@app.command()
+def estimate(
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="GPU key (repeatable), e.g. v100, a10g; 'local' "
+                                                  "adds this machine (needs --calibrate or --calibration).")] = None,
+    instance: Annotated[list[str] | None, typer.Option("--instance", help="Instance type (repeatable).")] = None,
+    model: ModelOpt = None,
+    seq_len: SeqLenOpt = None,
+    batch_size: BatchSizeOpt = None,
+    num_examples: NumExamplesOpt = None,
+    epochs: EpochsOpt = None,
+    precision: PrecisionOpt = None,
+    workload: WorkloadOpt = None,
+    catalog: CatalogOpt = None,
+    spot: Annotated[bool, typer.Option("--spot", help="Also price spot instances.")] = False,
+    region: RegionOpt = None,
+    deadline: Annotated[float | None, typer.Option("--deadline", help="Hours: recommend the cheapest plan that "
+                                                   "finishes in time.")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="USD: recommend the fastest plan within it.")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="GPU whose fp32 plan the saving is measured "
+                                                 "against. [default: the slowest fp32 plan]")] = None,
+    sort: Annotated[str, typer.Option("--sort", help="cost or time.")] = "cost",
+    fmt: FormatOpt = "table",
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a time-vs-cost chart (PNG).")] = None,
+    calibration: Annotated[Path | None, typer.Option("--calibration", help="A `gpuplan calibrate --output` file "
+                                                     "whose measurement the estimate uses.")] = None,
+    local_price: Annotated[float, typer.Option("--local-price", help="USD/hour of this machine for --gpu local.")] = 0.0,
+) -> None:
+    """Estimate time and cost of the fine-tune on each GPU, fp32 vs mixed. Example: gpuplan estimate --gpu v100"""
+    render.check_format(fmt)
+    if sort not in ("cost", "time"):
+        raise GpuplanError(f"unknown sort {sort!r}; use cost or time")
+    if local_price < 0:
+        raise GpuplanError(f"--local-price must be 0 or more USD/hour, got {local_price:g}")
+    wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)
+    cat = load_catalog(catalog)
+    gpus = [g for g in gpu or [] if g.lower() != "local"]
+    local = LocalMachine(price_per_hour=local_price) if len(gpus) < len(gpu or []) else None
+    calibrations = []
+    if calibration is not None:
+        from gpuplan.calibration.result import load_result
+
+        calibrations.append(load_result(calibration))
+    offers = select_offers(cat, gpus=gpus, instances=instance, region=region) if (gpus or instance or not local) else []
+    est = make_estimate(wl, offers, cat, calibrations=calibrations, spot=spot, deadline_hours=deadline,
+                        budget_usd=budget, sort=sort, baseline_gpu=baseline, local=local)
+    render_estimate(est, fmt, plot)

@@ -1,0 +1,357 @@
+"""Plans: every offer x precision (x market) -> time and cost; ranking, Pareto front and the recommendation.
+
+Raw units throughout (seconds, USD, bytes); rendering formats them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from gpuplan.calibration.result import CalibrationResult
+from gpuplan.errors import GpuplanError
+from gpuplan.perf.flops import param_count
+from gpuplan.perf.memory import footprint, max_batch
+from gpuplan.perf.throughput import allreduce_seconds, precision_path, step_time
+from gpuplan.workload import Workload
+from pricing.catalog import find_gpu
+from pricing.models import Catalog, InstanceOffer
+
+BILLING_MINIMUM_SECONDS = 60  # AWS per-second billing for Linux instances, 60 s minimum
+Market = Literal["on-demand", "spot"]
+
+
+class Plan(BaseModel):
+    instance: str
+    region: str | None
+    gpu: str
+    gpu_count: int
+    precision: Literal["fp32", "mixed"]
+    dtype: str
+    market: Market
+    batch_size: int = Field(description="per GPU")
+    samples_per_second: float
+    samples_per_second_per_gpu: float
+    step_seconds: float
+    steps: int
+    warmup_seconds: float
+    train_seconds: float
+    startup_seconds: float
+    hours: float = Field(description="wall time from launch to the end of training")
+    billed_seconds: int
+    price_per_hour: float
+    cost_usd: float
+    fits_memory: bool
+    memory_bytes: float
+    max_batch_size: int
+    scaling_efficiency: float = Field(1.0, description="per-GPU throughput vs one GPU, after the all-reduce")
+    source: Literal["model", "measured"]
+    correction: float = Field(1.0, description="model x this = what a calibration taught (1.0: no calibration)")
+    pareto: bool = False
+    notes: list[str] = []
+
+
+class Baseline(BaseModel):
+    instance: str
+    precision: str
+    market: str
+    hours: float
+    cost_usd: float
+
+
+class Recommendation(BaseModel):
+    instance: str
+    region: str | None
+    gpu: str
+    gpu_count: int
+    precision: str
+    dtype: str
+    market: str
+    hours: float
+    cost_usd: float
+    reason: str
+    baseline: Baseline | None
+    speedup: float | None
+    saving_usd: float | None
+    saving_pct: float | None
+
+
+class Estimate(BaseModel):
+    workload: Workload
+    plans: list[Plan]
+    recommendation: Recommendation | None
+    notes: list[str] = []
+
+
+class LocalMachine(BaseModel):
+    """`--gpu local`: this machine, priced at what its time is worth to the user (0 by default)."""
+
+    price_per_hour: float = 0.0
+    name: str = "local"
+
+
+def total_steps(workload: Workload, gpu_count: int) -> int:
+    per_epoch = math.ceil(workload.num_examples / (workload.batch_size * gpu_count))
+    return math.ceil(per_epoch * workload.epochs)
+
+
+def billed(seconds: float, price_per_hour: float) -> tuple[int, float]:
+    """Per-second billing with a 60-second minimum: (billed seconds, USD)."""
+    s = max(BILLING_MINIMUM_SECONDS, math.ceil(seconds))
+    return s, s / 3600 * price_per_hour
+
+
+def _corrections(workload: Workload, catalog: Catalog, calibrations: Sequence[CalibrationResult]) -> dict[str, float]:
+    """Per precision: measured / predicted step time on the calibrated GPU(s) (geometric mean across GPUs).
+
+    What a measurement teaches about software (framework, kernels, input pipeline) carries to every GPU;
+    what it teaches about its own GPU only applies there, and that GPU uses the measurement itself.
+    """
+    logs: dict[str, list[float]] = {}
+    for cal in calibrations:
+        if cal.device.kind != "gpu" or not cal.device.gpu_key:
+            continue
+        gpu = find_gpu(catalog, cal.device.gpu_key)
+        for run in cal.runs:
+            if run.measured and run.gpu_count == 1:
+                predicted = step_time(cal.workload.arch, gpu, run.precision, run.batch_size, run.seq_len).seconds
+                logs.setdefault(run.precision, []).append(math.log(run.step_seconds / predicted))
+    out = {p: math.exp(sum(v) / len(v)) for p, v in logs.items()}
+    if len(out) == 1:  # one precision measured: its lesson is the best guess for the other
+        only = next(iter(out.values()))
+        out = {p: out.get(p, only) for p in ("fp32", "mixed")}
+    return out
+
+
+def _measured_step(workload: Workload, catalog: Catalog, calibrations: Sequence[CalibrationResult],
+                   gpu_key: str, gpu_count: int, precision: str) -> tuple[float, float] | None:
+    """(step seconds at the workload's batch and length, warm-up seconds) from a calibration on this GPU."""
+    for cal in calibrations:
+        if cal.device.gpu_key != gpu_key:
+            continue
+        run = cal.run(precision, gpu_count)
+        if run is None:
+            continue
+        gpu = find_gpu(catalog, gpu_key)
+        # Carry the measurement to the workload's batch and length with the model's scaling between the two.
+        at_measured = step_time(cal.workload.arch, gpu, precision, run.batch_size, run.seq_len).seconds
+        at_workload = step_time(workload.arch, gpu, precision, workload.batch_size, workload.seq_len).seconds
+        return run.step_seconds * at_workload / at_measured, run.warmup_seconds
+    return None
+
+
+def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, precision: str, market: Market,
+               corrections: dict[str, float], calibrations: Sequence[CalibrationResult]) -> Plan | None:
+    price = offer.on_demand_usd_per_hour if market == "on-demand" else offer.spot_usd_per_hour
+    if price is None:
+        return None
+    gpu = find_gpu(catalog, offer.gpu)
+    arch, b, s = workload.arch, workload.batch_size, workload.seq_len
+    path = precision_path(gpu, precision)
+    mixed = precision == "mixed"
+    notes: list[str] = []
+    measured = _measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
+    measured_single = _measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
+    correction = 1.0
+    warmup = 0.0
+    if measured is not None:
+        step, warmup = measured
+        source: Literal["model", "measured"] = "measured"
+        single = step
+        scaling = 1.0
+    else:
+        if measured_single is not None:
+            single, warmup = measured_single
+            source = "measured"
+        else:
+            correction = corrections.get(precision, 1.0)
+            single = step_time(arch, gpu, precision, b, s).seconds * correction
+            source = "model"
+        comm = allreduce_seconds(param_count(arch), offer.gpu_count, offer.allreduce_gbs)
+        step = single + comm
+        scaling = single / step
+        if offer.gpu_count > 1 and scaling < 0.5:
+            notes.append(f"all-reduce dominates: {comm / step:.0%} of each step goes to moving gradients "
+                         f"over {offer.interconnect}")
+    steps = total_steps(workload, offer.gpu_count)
+    train = steps * step
+    total = offer.startup_seconds + warmup + train
+    billed_s, cost = billed(total, price)
+    need = footprint(arch, b, s, mixed).total_bytes
+    fits = need <= gpu.memory_gib * 2**30
+    largest = max_batch(arch, s, mixed, gpu.memory_gib)
+    if not fits:
+        notes.append(f"batch {b} needs {need / 2**30:.1f} GiB of {gpu.memory_gib:g} GiB; "
+                     + (f"--batch-size {largest} fits" if largest else "the model does not fit at this length"))
+    samples = b * offer.gpu_count / step
+    return Plan(
+        instance=offer.instance_type, region=offer.region, gpu=gpu.key, gpu_count=offer.gpu_count,
+        precision=precision, dtype=path.dtype, market=market, batch_size=b, samples_per_second=samples,
+        samples_per_second_per_gpu=samples / offer.gpu_count, step_seconds=step, steps=steps,
+        warmup_seconds=warmup, train_seconds=train, startup_seconds=offer.startup_seconds, hours=total / 3600,
+        billed_seconds=billed_s, price_per_hour=price, cost_usd=cost, fits_memory=fits, memory_bytes=need,
+        max_batch_size=largest, scaling_efficiency=scaling, source=source, correction=correction, notes=notes,
+    )
+
+
+def plan_local(workload: Workload, calibrations: Sequence[CalibrationResult], local: LocalMachine) -> list[Plan]:
+    """This machine, from a calibration run on it: warm-up + the full run's steps at the measured step time."""
+    plans = []
+    for cal in calibrations[:1]:
+        for precision in workload.precisions:
+            run = cal.run(precision, 1)
+            if run is None:
+                continue
+            if (run.batch_size, run.seq_len) != (workload.batch_size, workload.seq_len) or \
+                    cal.workload.arch.model_dump(exclude={"name", "source", "path"}) != \
+                    workload.arch.model_dump(exclude={"name", "source", "path"}):
+                raise GpuplanError(
+                    f"the calibration measured {cal.workload.model} at batch {run.batch_size}, seq-len "
+                    f"{run.seq_len}; --gpu local needs one of this workload ({workload.model}, batch "
+                    f"{workload.batch_size}, seq-len {workload.seq_len}): rerun with --calibrate"
+                )
+            steps = total_steps(workload, 1)
+            train = steps * run.step_seconds
+            total = run.warmup_seconds + train
+            cost = total / 3600 * local.price_per_hour
+            plans.append(Plan(
+                instance=local.name, region=None, gpu=cal.device.gpu_key or cal.device.kind, gpu_count=cal.device.count,
+                precision=precision, dtype=run.dtype, market="on-demand", batch_size=run.batch_size,
+                samples_per_second=run.batch_size / run.step_seconds,
+                samples_per_second_per_gpu=run.batch_size / run.step_seconds, step_seconds=run.step_seconds,
+                steps=steps, warmup_seconds=run.warmup_seconds, train_seconds=train, startup_seconds=0.0,
+                hours=total / 3600, billed_seconds=math.ceil(total), price_per_hour=local.price_per_hour,
+                cost_usd=cost, fits_memory=True, memory_bytes=float(run.peak_memory_bytes or 0),
+                max_batch_size=run.batch_size, source="measured", notes=[f"measured on {cal.device.name}"],
+            ))
+    return plans
+
+
+def cheapest_region(offers: Sequence[InstanceOffer], market: Market) -> list[InstanceOffer]:
+    """One offer per instance type: the region where it is cheapest in this market."""
+    best: dict[str, InstanceOffer] = {}
+    for o in offers:
+        price = o.on_demand_usd_per_hour if market == "on-demand" else o.spot_usd_per_hour
+        if price is None:
+            continue
+        cur = best.get(o.instance_type)
+        cur_price = None if cur is None else (
+            cur.on_demand_usd_per_hour if market == "on-demand" else cur.spot_usd_per_hour)
+        if cur_price is None or price < cur_price:
+            best[o.instance_type] = o
+    return list(best.values())
+
+
+def mark_pareto(plans: list[Plan]) -> None:
+    """A plan is on the front when no other fitting plan is at least as fast and as cheap, and better in one."""
+    fitting = [p for p in plans if p.fits_memory]
+    for p in fitting:
+        p.pareto = not any(
+            q is not p and q.hours <= p.hours and q.cost_usd <= p.cost_usd
+            and (q.hours < p.hours or q.cost_usd < p.cost_usd)
+            for q in fitting
+        )
+
+
+def rank(plans: list[Plan], sort: str) -> list[Plan]:
+    if sort not in ("cost", "time"):
+        raise GpuplanError(f"unknown sort {sort!r}; use cost or time")
+    key = (lambda p: (not p.fits_memory, p.cost_usd, p.hours)) if sort == "cost" else \
+          (lambda p: (not p.fits_memory, p.hours, p.cost_usd))
+    return sorted(plans, key=key)
+
+
+def recommend(plans: list[Plan], *, deadline_hours: float | None = None, budget_usd: float | None = None,
+              baseline_gpu: str | None = None) -> tuple[Recommendation | None, list[str]]:
+    notes: list[str] = []
+    fitting = [p for p in plans if p.fits_memory]
+    if not fitting:
+        return None, ["no plan fits in GPU memory: lower --batch-size or --seq-len"]
+    cheapest = min(fitting, key=lambda p: (p.cost_usd, p.hours))
+    fastest = min(fitting, key=lambda p: (p.hours, p.cost_usd))
+    if deadline_hours is not None:
+        ok = [p for p in fitting if p.hours <= deadline_hours]
+        if ok:
+            pick, reason = min(ok, key=lambda p: (p.cost_usd, p.hours)), f"cheapest that finishes within {deadline_hours:g} h"
+        else:
+            pick, reason = fastest, f"fastest: no plan finishes within {deadline_hours:g} h"
+            notes.append(f"no plan meets the {deadline_hours:g} h deadline; the fastest takes {fastest.hours:.2f} h")
+    elif budget_usd is not None:
+        ok = [p for p in fitting if p.cost_usd <= budget_usd]
+        if ok:
+            pick, reason = min(ok, key=lambda p: (p.hours, p.cost_usd)), f"fastest within ${budget_usd:g}"
+        else:
+            pick, reason = cheapest, f"cheapest: no plan costs ${budget_usd:g} or less"
+            notes.append(f"no plan fits the ${budget_usd:g} budget; the cheapest costs ${cheapest.cost_usd:.2f}")
+    else:
+        pick, reason = cheapest, "cheapest"
+    baseline = _baseline(fitting, baseline_gpu)
+    rec = Recommendation(
+        instance=pick.instance, region=pick.region, gpu=pick.gpu, gpu_count=pick.gpu_count, precision=pick.precision,
+        dtype=pick.dtype, market=pick.market, hours=pick.hours, cost_usd=pick.cost_usd, reason=reason,
+        baseline=None, speedup=None, saving_usd=None, saving_pct=None,
+    )
+    if baseline is not None:
+        rec.baseline = Baseline(instance=baseline.instance, precision=baseline.precision, market=baseline.market,
+                                hours=baseline.hours, cost_usd=baseline.cost_usd)
+        rec.speedup = baseline.hours / pick.hours
+        rec.saving_usd = baseline.cost_usd - pick.cost_usd
+        rec.saving_pct = rec.saving_usd / baseline.cost_usd if baseline.cost_usd else None
+    return rec, notes
+
+
+def _baseline(fitting: list[Plan], gpu: str | None) -> Plan | None:
+    """The slowest fp32 on-demand plan (of `gpu` when given): what users run before they compare."""
+    pool = [p for p in fitting if p.precision == "fp32" and p.market == "on-demand"]
+    if gpu is not None:
+        pool = [p for p in pool if p.gpu == gpu.lower()]
+        if not pool:
+            raise GpuplanError(
+                f"--baseline {gpu}: no fp32 on-demand plan on that GPU fits; add it with --gpu {gpu} "
+                "and --precision both"
+            )
+    return max(pool, key=lambda p: p.hours) if pool else None
+
+
+def make_estimate(
+    workload: Workload,
+    offers: Sequence[InstanceOffer],
+    catalog: Catalog,
+    *,
+    calibrations: Sequence[CalibrationResult] = (),
+    spot: bool = False,
+    deadline_hours: float | None = None,
+    budget_usd: float | None = None,
+    sort: str = "cost",
+    baseline_gpu: str | None = None,
+    local: LocalMachine | None = None,
+) -> Estimate:
+    if deadline_hours is not None and deadline_hours <= 0:
+        raise GpuplanError(f"--deadline must be a positive number of hours, got {deadline_hours:g}")
+    if budget_usd is not None and budget_usd <= 0:
+        raise GpuplanError(f"--budget must be a positive amount of USD, got {budget_usd:g}")
+    corrections = _corrections(workload, catalog, calibrations)
+    markets: list[Market] = ["on-demand", "spot"] if spot else ["on-demand"]
+    plans: list[Plan] = []
+    for market in markets:
+        for offer in cheapest_region(offers, market):
+            for precision in workload.precisions:
+                plan = plan_offer(workload, offer, catalog, precision, market, corrections, calibrations)
+                if plan is not None:
+                    plans.append(plan)
+    if local is not None:
+        if not calibrations:
+            raise GpuplanError("--gpu local needs a measurement of this machine: add --calibrate or --calibration FILE")
+        plans.extend(plan_local(workload, calibrations, local))
+    notes: list[str] = []
+    if spot and not any(p.market == "spot" for p in plans):
+        notes.append("no spot price is known for these instances; showing on-demand only")
+    if corrections:
+        notes.append("model corrected by calibration: " + ", ".join(
+            f"{p} x{c:.2f}" for p, c in sorted(corrections.items())))
+    mark_pareto(plans)
+    rec, rec_notes = recommend(plans, deadline_hours=deadline_hours, budget_usd=budget_usd, baseline_gpu=baseline_gpu)
+    return Estimate(workload=workload, plans=rank(plans, sort), recommendation=rec, notes=notes + rec_notes)
