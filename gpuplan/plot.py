@@ -8,11 +8,16 @@ from gpuplan.errors import GpuplanError
 from gpuplan.plan import Estimate
 
 
-def plot_estimate(est: Estimate, path: Path) -> None:
+def check_plot_path(path: Path) -> None:
+    """Fail before any work is done, not after the table has been printed."""
     if Path(path).suffix.lower() != ".png":
         raise GpuplanError(f"--plot writes a PNG; name the file with .png, got {path}")
     if not Path(path).parent.exists():
         raise GpuplanError(f"--plot {path}: folder {Path(path).parent} does not exist")
+
+
+def plot_estimate(est: Estimate, path: Path) -> None:
+    check_plot_path(path)
     import matplotlib
 
     matplotlib.use("Agg")

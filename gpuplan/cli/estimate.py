@@ -15,6 +15,7 @@ from gpuplan.cli._options import (
 )
 from gpuplan.errors import GpuplanError
 from gpuplan.plan import Estimate, LocalMachine, make_estimate
+from gpuplan.plot import check_plot_path
 from pricing.catalog import load_catalog, select_offers
 
 PLAN_COLUMNS = [
@@ -115,6 +116,8 @@ def estimate(
     render.check_format(fmt)
     if sort not in ("cost", "time"):
         raise GpuplanError(f"unknown sort {sort!r}; use cost or time")
+    if plot is not None:
+        check_plot_path(plot)
     if local_price < 0:
         raise GpuplanError(f"--local-price must be 0 or more USD/hour, got {local_price:g}")
     wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)

@@ -1,0 +1,222 @@
+"""`gpuplan estimate` and `gpuplan gpus` as a user runs them: flags, formats, files, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from gpuplan.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def run_json(*args):
+    result = run(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_estimate_v100_ranks_fp32_and_mixed_with_a_recommendation():
+    result = run("estimate", "--gpu", "v100")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "p3.2xlarge" in out and "p3.16xlarge" in out and "g5.xlarge" not in out
+    assert "mixed_float16" in out and "float32" in out
+    assert "Recommendation (cheapest): p3.2xlarge in us-east-1, mixed" in out
+    assert "faster, saves" in out
+
+
+def test_json_is_the_documented_contract():
+    data = run_json("estimate", "--gpu", "a10g", "--spot")
+    assert set(data) == {"workload", "plans", "recommendation", "notes"}
+    required = {"instance", "gpu", "gpu_count", "precision", "dtype", "samples_per_second",
+                "samples_per_second_per_gpu", "hours", "cost_usd", "price_per_hour", "market", "fits_memory", "source"}
+    for plan in data["plans"]:
+        assert required <= set(plan)
+        assert plan["precision"] in ("fp32", "mixed") and plan["market"] in ("on-demand", "spot")
+        assert plan["source"] == "model" and plan["gpu"] == "a10g"
+    assert {p["market"] for p in data["plans"]} == {"on-demand", "spot"}
+    assert data["workload"]["model"] == "bert-base-uncased"
+    assert data["recommendation"]["instance"] in {p["instance"] for p in data["plans"]}
+
+
+def test_csv_has_a_header_and_one_row_per_plan():
+    result = run("estimate", "--instance", "g4dn.xlarge", "--instance", "p3.2xlarge", "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 4
+    assert {r["instance"] for r in rows} == {"g4dn.xlarge", "p3.2xlarge"}
+    assert all(float(r["cost_usd"]) > 0 for r in rows)
+
+
+def test_without_flags_every_instance_is_considered():
+    data = run_json("estimate")
+    assert len({p["instance"] for p in data["plans"]}) == 19
+
+
+def test_workload_flags_change_the_answer():
+    base = run_json("estimate", "--gpu", "t4", "--precision", "fp32")
+    bigger = run_json("estimate", "--gpu", "t4", "--precision", "fp32", "--num-examples", "50000")
+    longer = run_json("estimate", "--gpu", "t4", "--precision", "fp32", "--seq-len", "256", "--batch-size", "16")
+    large = run_json("estimate", "--gpu", "t4", "--precision", "fp32", "--model", "bert-large-uncased",
+                     "--epochs", "1", "--batch-size", "8")
+    key = lambda d: {p["instance"]: p for p in d["plans"]}["g4dn.xlarge"]  # noqa: E731
+    assert all(p["precision"] == "fp32" for p in base["plans"])
+    assert key(bigger)["hours"] > key(base)["hours"]
+    assert key(longer)["samples_per_second"] < key(base)["samples_per_second"]
+    assert key(large)["samples_per_second"] < key(base)["samples_per_second"] / 2
+
+
+def test_workload_file_with_a_flag_override(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("model: bert-base-cased\nnum_examples: 5000\nepochs: 1\nprecision: mixed\n")
+    data = run_json("estimate", "--gpu", "l4", "--workload", str(f), "--batch-size", "16")
+    assert data["workload"]["model"] == "bert-base-cased"
+    assert data["workload"]["batch_size"] == 16 and data["workload"]["num_examples"] == 5000
+    assert {p["precision"] for p in data["plans"]} == {"mixed"}
+
+
+def test_catalog_file_sets_a_private_price(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("offers:\n  - {instance_type: g6.xlarge, on_demand_usd_per_hour: 0.01}\n")
+    data = run_json("estimate", "--gpu", "l4", "--catalog", str(f))
+    g6 = [p for p in data["plans"] if p["instance"] == "g6.xlarge"]
+    assert {p["price_per_hour"] for p in g6} == {0.01}
+    assert data["recommendation"]["instance"] == "g6.xlarge"
+
+
+def test_deadline_budget_sort_baseline():
+    fast = run_json("estimate", "--deadline", "0.1")
+    assert fast["recommendation"]["hours"] <= 0.1
+    assert "within 0.1 h" in fast["recommendation"]["reason"]
+    cheap = run_json("estimate", "--budget", "0.5")
+    assert cheap["recommendation"]["cost_usd"] <= 0.5
+    by_time = run_json("estimate", "--gpu", "a100", "--gpu", "t4", "--sort", "time")
+    hours = [p["hours"] for p in by_time["plans"] if p["fits_memory"]]
+    assert hours == sorted(hours)
+    base = run_json("estimate", "--gpu", "v100", "--gpu", "a10g", "--baseline", "v100")
+    assert base["recommendation"]["baseline"]["instance"].startswith("p3")
+
+
+def test_region_without_prices_is_an_error():
+    result = run("estimate", "--region", "eu-west-9")
+    assert result.exit_code == 1
+    assert "no offers in region 'eu-west-9'" in result.output
+
+
+def test_plot_writes_a_png(tmp_path):
+    out = tmp_path / "plans.png"
+    result = run("estimate", "--gpu", "t4", "--gpu", "a10g", "--spot", "--plot", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
+
+
+def test_data_goes_to_stdout_and_notes_to_stderr():
+    result = run("estimate", "--model", "bert-large-uncased", "--batch-size", "64", "--gpu", "t4", "--format", "json")
+    data = json.loads(result.stdout)  # nothing but JSON on stdout
+    assert data["recommendation"] is None
+    assert not any(p["fits_memory"] for p in data["plans"])
+    assert "no plan fits in GPU memory" in result.stderr
+    table = run("estimate", "--model", "bert-large-uncased", "--batch-size", "64", "--gpu", "t4")
+    assert "No recommendation: no plan fits in GPU memory" in table.stdout
+    assert "batch 64 needs" in table.stderr and "GiB" in table.stderr and "--batch-size" in table.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--gpu", "v10"], "unknown GPU 'v10'. Did you mean: v100"),
+    (["--instance", "p3.2xlarg"], "unknown instance type 'p3.2xlarg'. Did you mean: p3.2xlarge"),
+    (["--batch-size", "0"], "batch-size must be greater than 0"),
+    (["--num-examples", "-1"], "num-examples must be greater than 0"),
+    (["--epochs", "0"], "epochs must be greater than 0"),
+    (["--seq-len", "1024"], "seq-len 1024 is longer than bert-base-uncased can take (512 positions)"),
+    (["--precision", "half"], "unknown precision 'half'"),
+    (["--batch-size", "many"], "Invalid value for '--batch-size'"),
+    (["--workload", "/nonexistent.yaml"], "workload file /nonexistent.yaml does not exist"),
+    (["--model", "/nonexistent/config.json"], "unknown model '/nonexistent/config.json'"),
+    (["--catalog", "/nonexistent.yaml"], "catalog file /nonexistent.yaml does not exist"),
+    (["--format", "xml"], "unknown format 'xml'"),
+    (["--sort", "speed"], "unknown sort 'speed'"),
+    (["--deadline", "-2"], "--deadline must be a positive"),
+    (["--budget", "0"], "--budget must be a positive"),
+    (["--gpu", "local"], "--gpu local needs a measurement of this machine"),
+    (["--calibration", "/nonexistent.json"], "calibration file /nonexistent.json does not exist"),
+    (["--plot", "chart.svg"], "--plot writes a PNG"),
+    (["--frobnicate"], "No such option: --frobnicate"),
+])
+def test_bad_input_is_one_error_line_without_traceback(args, message):
+    result = run("estimate", *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and result.stderr.splitlines()[-1] == errors[0], result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("batch_size: lots\n", "batch_size must be a int"),
+    ("{{{\n", "is not valid YAML"),
+    ("precision: fp16\n", "unknown precision 'fp16'"),
+])
+def test_bad_workload_file(tmp_path, text, message):
+    f = tmp_path / "w.yaml"
+    f.write_text(text)
+    result = run("estimate", "--workload", str(f))
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_bad_catalog_file_names_the_field(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("offers:\n  - {instance_type: p3.2xlarge, vcpus: eight}\n")
+    result = run("estimate", "--catalog", str(f))
+    assert result.exit_code == 1
+    assert "offers[0] (p3.2xlarge).vcpus: Input should be a valid integer" in result.output
+
+
+def test_calibration_file_that_is_not_one(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text('{"hello": 1}')
+    result = run("estimate", "--calibration", str(f))
+    assert result.exit_code == 1 and "is not a gpuplan calibration result" in result.output
+
+
+def test_gpus_lists_every_gpu_with_its_instances():
+    result = run("gpus")
+    assert result.exit_code == 0
+    for key in ("t4", "v100", "a10g", "l4", "l40s", "a100", "h100", "h200"):
+        assert key in result.stdout
+    one = json.loads(run("gpus", "--gpu", "a10g", "--format", "json").stdout)
+    assert {r["instance"] for r in one} == {"g5.xlarge", "g5.2xlarge", "g5.12xlarge", "g5.48xlarge"}
+    assert all(r["gpu"] == "a10g" and r["mixed"] == "bfloat16" for r in one)
+    rows = list(csv.DictReader(io.StringIO(run("gpus", "--format", "csv").stdout)))
+    assert len(rows) == 19
+    bad = run("gpus", "--gpu", "x100")
+    assert bad.exit_code == 1 and "Did you mean" in bad.output
+
+
+def test_estimate_answers_without_importing_tensorflow():
+    code = ("import sys; from gpuplan.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['estimate', '--gpu', 'v100']); assert r.exit_code == 0, r.output; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'transformers', 'boto3', "
+            "'tf_keras', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_console_script_and_module_entry_points():
+    out = subprocess.run([sys.executable, "-m", "gpuplan", "estimate", "--gpu", "h100", "--format", "json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["plans"][0]["gpu"] == "h100"
+    bad = subprocess.run([sys.executable, "-m", "gpuplan", "estimate", "--gpu", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.splitlines()[-1].startswith("Error: unknown GPU") and "Traceback" not in bad.stderr
