@@ -71,9 +71,10 @@ def predict_naive(m: Measurement, fraction: float) -> float:
 # --- fitting -------------------------------------------------------------------------------------------------
 
 def _unpack(x: list[float], frameworks: list[str]) -> dict[str, Any]:
+    """frameworks[0] is the reference (factor 1); the others' factors follow the seven model parameters."""
     v = [math.exp(a) for a in x]
     eff = dict(zip(EFFICIENCY_KEYS, v[:4]))
-    others = [f for f in frameworks if f != REFERENCE_FRAMEWORK]
+    reference, others = frameworks[0], frameworks[1:]
     return {
         "parameters": {
             "efficiency": eff,
@@ -81,8 +82,8 @@ def _unpack(x: list[float], frameworks: list[str]) -> dict[str, Any]:
             "overhead_seconds_per_layer": v[5],
             "fill_tokens": v[6],
         },
-        "framework_factors": {REFERENCE_FRAMEWORK: 1.0, **dict(zip(others, v[7:]))},
-        "default_framework": REFERENCE_FRAMEWORK,
+        "framework_factors": {reference: 1.0, **dict(zip(others, v[7:], strict=True))},
+        "default_framework": reference,
     }
 
 
@@ -127,7 +128,8 @@ def nelder_mead(f, x0: list[float], step: float = 0.3, iterations: int = 4000, t
 
 
 def fit(data: list[Measurement]) -> dict[str, Any]:
-    frameworks = sorted({m.framework for m in data})
+    # TF2 is the reference: gpuplan's calibration runs TensorFlow 2, so its factor is the default for predictions.
+    frameworks = sorted({m.framework for m in data}, key=lambda f: (f != REFERENCE_FRAMEWORK, f))
     x = [math.log(v) for v in (0.6, 0.5, 0.4, 0.5, 0.6, 1e-3, 500.0)] + [0.0] * (len(frameworks) - 1)
     for _ in range(4):  # restarts shake the simplex out of the flat valleys that fill and overhead make
         x = nelder_mead(lambda p: _loss(p, data, frameworks), x)
@@ -168,10 +170,10 @@ class Comparison:
         return abs(self.naive / self.published - 1)
 
 
-def comparisons(constants: dict[str, Any] | None = None) -> list[Comparison]:
+def comparisons(constants: dict[str, Any] | None = None, data: list[Measurement] | None = None) -> list[Comparison]:
     """GPU-vs-GPU throughput ratios within one source, task and precision; mixed/fp32 speed-up per GPU."""
     c = constants or load_constants()
-    data = load_measurements()
+    data = data if data is not None else load_measurements()
     pred = {m: predict(m, c) for m in data}
     naive = {m: predict_naive(m, c["naive_fraction_of_peak"]) for m in data}
     out: list[Comparison] = []

@@ -1,0 +1,12 @@
+"""`make bench`: run every bench/bench_*.py and print what it measures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+here = Path(__file__).parent
+for script in sorted(here.glob("bench_*.py")):
+    print(f"\n##### {script.name}", flush=True)
+    subprocess.run([sys.executable, str(script)], check=True)
