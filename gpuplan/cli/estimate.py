@@ -56,9 +56,15 @@ def render_estimate(est: Estimate, fmt: str, plot: Path | None = None) -> None:
         cols = PLAN_COLUMNS[:1] + [("region", "region", None)] + PLAN_COLUMNS[1:] if multi_region else PLAN_COLUMNS
         render.out(render.table(rows, cols))
         render.out(_recommendation_text(est))
+        # The same lesson (batch too big for a 16 GiB GPU) holds for every instance carrying that GPU: say it once.
+        seen: dict[tuple[str, str, str], list[str]] = {}
         for p in est.plans:
             for n in p.notes:
-                render.note(f"note: {p.instance} {p.precision}: {n}")
+                instances = seen.setdefault((p.gpu, p.precision, n), [])
+                if p.instance not in instances:
+                    instances.append(p.instance)
+        for (gpu, precision, n), instances in seen.items():
+            render.note(f"note: {gpu} {precision} ({', '.join(instances)}): {n}")
     if plot is not None:
         from gpuplan.plot import plot_estimate
 
