@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from gpuplan.calibration.result import CalibrationResult
 from gpuplan.errors import GpuplanError
+from gpuplan.perf.calibrated import Lessons, dataset_notes, learn, measured_step
 from gpuplan.perf.flops import param_count
 from gpuplan.perf.memory import footprint, max_batch
 from gpuplan.perf.throughput import allreduce_seconds, precision_path, step_time
@@ -51,6 +52,7 @@ class Plan(BaseModel):
     source: Literal["model", "measured"]
     correction: float = Field(1.0, description="model x this = what a calibration taught (1.0: no calibration)")
     pareto: bool = False
+    input_bound: bool = Field(False, description="the host's CPUs can't tokenize as fast as the GPUs train")
     notes: list[str] = []
 
 
@@ -104,47 +106,8 @@ def billed(seconds: float, price_per_hour: float) -> tuple[int, float]:
     return s, s / 3600 * price_per_hour
 
 
-def _corrections(workload: Workload, catalog: Catalog, calibrations: Sequence[CalibrationResult]) -> dict[str, float]:
-    """Per precision: measured / predicted step time on the calibrated GPU(s) (geometric mean across GPUs).
-
-    What a measurement teaches about software (framework, kernels, input pipeline) carries to every GPU;
-    what it teaches about its own GPU only applies there, and that GPU uses the measurement itself.
-    """
-    logs: dict[str, list[float]] = {}
-    for cal in calibrations:
-        if cal.device.kind != "gpu" or not cal.device.gpu_key:
-            continue
-        gpu = find_gpu(catalog, cal.device.gpu_key)
-        for run in cal.runs:
-            if run.measured and run.gpu_count == 1:
-                predicted = step_time(cal.workload.arch, gpu, run.precision, run.batch_size, run.seq_len).seconds
-                logs.setdefault(run.precision, []).append(math.log(run.step_seconds / predicted))
-    out = {p: math.exp(sum(v) / len(v)) for p, v in logs.items()}
-    if len(out) == 1:  # one precision measured: its lesson is the best guess for the other
-        only = next(iter(out.values()))
-        out = {p: out.get(p, only) for p in ("fp32", "mixed")}
-    return out
-
-
-def _measured_step(workload: Workload, catalog: Catalog, calibrations: Sequence[CalibrationResult],
-                   gpu_key: str, gpu_count: int, precision: str) -> tuple[float, float] | None:
-    """(step seconds at the workload's batch and length, warm-up seconds) from a calibration on this GPU."""
-    for cal in calibrations:
-        if cal.device.gpu_key != gpu_key:
-            continue
-        run = cal.run(precision, gpu_count)
-        if run is None:
-            continue
-        gpu = find_gpu(catalog, gpu_key)
-        # Carry the measurement to the workload's batch and length with the model's scaling between the two.
-        at_measured = step_time(cal.workload.arch, gpu, precision, run.batch_size, run.seq_len).seconds
-        at_workload = step_time(workload.arch, gpu, precision, workload.batch_size, workload.seq_len).seconds
-        return run.step_seconds * at_workload / at_measured, run.warmup_seconds
-    return None
-
-
 def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, precision: str, market: Market,
-               corrections: dict[str, float], calibrations: Sequence[CalibrationResult]) -> Plan | None:
+               lessons: Lessons, calibrations: Sequence[CalibrationResult]) -> Plan | None:
     price = offer.on_demand_usd_per_hour if market == "on-demand" else offer.spot_usd_per_hour
     if price is None:
         return None
@@ -153,8 +116,8 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
     path = precision_path(gpu, precision)
     mixed = precision == "mixed"
     notes: list[str] = []
-    measured = _measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
-    measured_single = _measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
+    measured = measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
+    measured_single = measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
     correction = 1.0
     warmup = 0.0
     if measured is not None:
@@ -167,8 +130,9 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
             single, warmup = measured_single
             source = "measured"
         else:
-            correction = corrections.get(precision, 1.0)
-            single = step_time(arch, gpu, precision, b, s).seconds * correction
+            correction = lessons.time_factor.get(precision, 1.0)
+            single = step_time(arch, gpu, precision, b, s, flops_scale=1.0 if lessons.time_factor else
+                               lessons.flops_scale).seconds * correction
             source = "model"
         comm = allreduce_seconds(param_count(arch), offer.gpu_count, offer.allreduce_gbs)
         step = single + comm
@@ -180,20 +144,25 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
     train = steps * step
     total = offer.startup_seconds + warmup + train
     billed_s, cost = billed(total, price)
-    need = footprint(arch, b, s, mixed).total_bytes
+    need = footprint(arch, b, s, mixed).total_bytes * lessons.memory_scale
     fits = need <= gpu.memory_gib * 2**30
-    largest = max_batch(arch, s, mixed, gpu.memory_gib)
+    largest = max_batch(arch, s, mixed, gpu.memory_gib / lessons.memory_scale)
     if not fits:
         notes.append(f"batch {b} needs {need / 2**30:.1f} GiB of {gpu.memory_gib:g} GiB; "
                      + (f"--batch-size {largest} fits" if largest else "the model does not fit at this length"))
     samples = b * offer.gpu_count / step
+    input_bound = lessons.tokenize_per_cpu is not None and lessons.tokenize_per_cpu * offer.vcpus < samples
+    if input_bound:
+        notes.append(f"its {offer.vcpus} vCPUs tokenize about {lessons.tokenize_per_cpu * offer.vcpus:,.0f} "
+                     f"examples/s, fewer than the GPUs train ({samples:,.0f}/s): tokenize once before training")
     return Plan(
         instance=offer.instance_type, region=offer.region, gpu=gpu.key, gpu_count=offer.gpu_count,
         precision=precision, dtype=path.dtype, market=market, batch_size=b, samples_per_second=samples,
         samples_per_second_per_gpu=samples / offer.gpu_count, step_seconds=step, steps=steps,
         warmup_seconds=warmup, train_seconds=train, startup_seconds=offer.startup_seconds, hours=total / 3600,
         billed_seconds=billed_s, price_per_hour=price, cost_usd=cost, fits_memory=fits, memory_bytes=need,
-        max_batch_size=largest, scaling_efficiency=scaling, source=source, correction=correction, notes=notes,
+        max_batch_size=largest, scaling_efficiency=scaling, source=source, correction=correction,
+        input_bound=input_bound, notes=notes,
     )
 
 
@@ -333,25 +302,24 @@ def make_estimate(
         raise GpuplanError(f"--deadline must be a positive number of hours, got {deadline_hours:g}")
     if budget_usd is not None and budget_usd <= 0:
         raise GpuplanError(f"--budget must be a positive amount of USD, got {budget_usd:g}")
-    corrections = _corrections(workload, catalog, calibrations)
+    lessons = learn(workload, catalog, calibrations)
     markets: list[Market] = ["on-demand", "spot"] if spot else ["on-demand"]
     plans: list[Plan] = []
     for market in markets:
         for offer in cheapest_region(offers, market):
             for precision in workload.precisions:
-                plan = plan_offer(workload, offer, catalog, precision, market, corrections, calibrations)
+                plan = plan_offer(workload, offer, catalog, precision, market, lessons, calibrations)
                 if plan is not None:
                     plans.append(plan)
     if local is not None:
         if not calibrations:
             raise GpuplanError("--gpu local needs a measurement of this machine: add --calibrate or --calibration FILE")
         plans.extend(plan_local(workload, calibrations, local))
-    notes: list[str] = []
+    notes = list(lessons.notes)
     if spot and not any(p.market == "spot" for p in plans):
         notes.append("no spot price is known for these instances; showing on-demand only")
-    if corrections:
-        notes.append("model corrected by calibration: " + ", ".join(
-            f"{p} x{c:.2f}" for p, c in sorted(corrections.items())))
     mark_pareto(plans)
     rec, rec_notes = recommend(plans, deadline_hours=deadline_hours, budget_usd=budget_usd, baseline_gpu=baseline_gpu)
-    return Estimate(workload=workload, plans=rank(plans, sort), recommendation=rec, notes=notes + rec_notes)
+    gpu_for_notes = rec.gpu if rec is not None and rec.instance != "local" else None
+    notes += rec_notes + dataset_notes(workload, catalog, lessons.dataset, gpu_for_notes)
+    return Estimate(workload=workload, plans=rank(plans, sort), recommendation=rec, notes=notes)

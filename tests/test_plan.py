@@ -217,3 +217,57 @@ def test_local_needs_a_matching_calibration():
     cal = _calibration(None, 2.0, 1.5, kind="cpu", batch=8)
     with pytest.raises(GpuplanError, match="rerun with --calibrate"):
         estimate(offers=[], calibrations=[cal], local=LocalMachine())
+
+
+def _with(cal, **run_fields):
+    for r in cal.runs:
+        for k, v in run_fields.items():
+            setattr(r, k, v)
+    return cal
+
+
+def test_a_cpu_calibration_contributes_its_traced_flops():
+    from gpuplan.perf.flops import train_flops_per_step
+
+    wl = build_workload(num_examples=10000, epochs=1)
+    analytic = train_flops_per_step(wl.arch, 32, 128)
+    cal = _with(_calibration(None, 2.0, 1.5, kind="cpu"), flops_per_step=analytic * 1.2)
+    plain = next(p for p in estimate(workload=wl).plans if p.instance == "fast.x" and p.precision == "fp32")
+    est = estimate(workload=wl, calibrations=[cal])
+    scaled = next(p for p in est.plans if p.instance == "fast.x" and p.precision == "fp32")
+    assert scaled.source == "model" and scaled.step_seconds > plain.step_seconds
+    assert "traced graph's FLOPs: x1.20" in " ".join(est.notes)
+    wild = _with(_calibration(None, 2.0, 1.5, kind="cpu"), flops_per_step=analytic * 10)
+    assert "not used" in " ".join(estimate(workload=wl, calibrations=[wild]).notes)
+
+
+def test_measured_gpu_memory_decides_what_fits():
+    from gpuplan.perf.memory import footprint
+
+    wl = build_workload(num_examples=10000, epochs=1, batch_size=32)
+    need = footprint(wl.arch, 32, 128, True).total_bytes
+    cal = _with(_calibration("fast", None, 0.05), peak_memory_bytes=int(need * 2.5))
+    est = estimate(workload=wl, calibrations=[cal])
+    slow = next(p for p in est.plans if p.instance == "slow.x" and p.precision == "mixed")
+    assert slow.memory_bytes == pytest.approx(need * 2.5)
+    assert not slow.fits_memory  # 2.5x the model's 7 GiB no longer fits in 16 GiB
+
+
+def test_dataset_statistics_become_advice():
+    from gpuplan.workload import DatasetStats
+
+    wl = build_workload(num_examples=10000, epochs=1)
+    cal = _calibration(None, 2.0, 1.5, kind="cpu")
+    cal.device.host_cpus = 2
+    cal.dataset = DatasetStats(num_examples=500, token_len_p50=40, token_len_p90=150, token_len_max=900,
+                               truncated_share=0.2, mean_padded_len=60, tokenize_examples_per_second=100)
+    est = estimate(workload=wl, calibrations=[cal])
+    text = " ".join(est.notes)
+    assert "20% of your texts are longer than seq-len 128" in text
+    assert "padding each batch to its longest text (mean 60 tokens, not 128)" in text
+    fast = next(p for p in est.plans if p.instance == "fast.x" and p.precision == "mixed")
+    slow = next(p for p in est.plans if p.instance == "slow.x" and p.precision == "fp32")
+    # 8 vCPUs x 50 examples/s each = 400/s: enough for the slow GPU, not for the fast one.
+    assert fast.samples_per_second > 400 > slow.samples_per_second
+    assert fast.input_bound and "tokenize once before training" in fast.notes[-1]
+    assert not slow.input_bound

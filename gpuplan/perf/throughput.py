@@ -75,13 +75,15 @@ def step_time(
     seq_len: int,
     constants: dict[str, Any] | None = None,
     framework: str | None = None,
+    flops_scale: float = 1.0,
 ) -> StepTime:
+    """flops_scale: traced graph FLOPs / analytic FLOPs, when a calibration measured them."""
     c = (constants or load_constants())["parameters"]
     path = precision_path(gpu, precision)
     work = step_work(arch, batch_size, seq_len, path.act_bytes)
     tokens = batch_size * seq_len
     fill = tokens / (tokens + c["fill_tokens"])
-    compute = work.matmul_flops / (path.peak_tflops * 1e12 * c["efficiency"][path.efficiency_key] * fill)
+    compute = work.matmul_flops * flops_scale / (path.peak_tflops * 1e12 * c["efficiency"][path.efficiency_key] * fill)
     memory = (work.activation_bytes + work.optimizer_bytes) / (gpu.memory_bandwidth_gbs * 1e9 * c["memory_efficiency"])
     overhead = arch.num_hidden_layers * c["overhead_seconds_per_layer"]
     factors = (constants or load_constants())["framework_factors"]
