@@ -1,10 +1,14 @@
-"""Load the catalog: the bundled snapshot, overlaid by a user's YAML file; look GPUs and offers up in it.
+"""Load the catalog: per region the freshest prices (the cache, else the bundled snapshot), overlaid by a user's
+YAML file; look GPUs and offers up in it.
 
 Query functions take the catalog as an argument so tests can pass a three-row one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -100,12 +104,195 @@ def _offer_key(entry: dict[str, Any]) -> tuple[Any, Any]:
     return (entry.get("instance_type"), entry.get("region", "us-east-1"))
 
 
-def load_catalog(user_file: Path | None = None, base: Catalog | None = None) -> Catalog:
-    """The base catalog (bundled snapshot by default) with the user's `--catalog` file laid over it."""
-    catalog = base if base is not None else bundled_catalog()
+def load_catalog(
+    user_file: Path | None = None,
+    base: Catalog | None = None,
+    *,
+    region: str | None = None,
+    notes: Callable[[str], None] | None = None,
+) -> Catalog:
+    """The freshest prices (per region: the cache, else the bundled snapshot) with the user's `--catalog` file laid
+    over them, in one region or all. Says on stderr (or to `notes`) where the prices come from and how old they are.
+
+    With `base` (tests, or a caller with its own catalog) nothing is read from the cache and nothing is said.
+    """
+    if base is not None:
+        catalog = base
+        if user_file is not None:
+            catalog = overlay(catalog, read_yaml(Path(user_file), "catalog file"), f"catalog file {user_file}")
+        return _in_region(catalog, region) if region else catalog
+    resolved = resolve_prices(user_file, region)
+    say = notes or _note
+    for line in resolved.notes:
+        say(line)
+    return resolved.catalog
+
+
+def resolve_catalog(
+    user_file: Path | None = None, region: str | None = None, *, now: dt.datetime | None = None
+) -> tuple[Catalog, list[str]]:
+    """(catalog, notes): what `load_catalog` returns and says, for callers that print the notes themselves."""
+    resolved = resolve_prices(user_file, region, now=now)
+    return resolved.catalog, resolved.notes
+
+
+@dataclass(frozen=True)
+class PriceSource:
+    """Where an offer's prices come from: the cache, the bundled snapshot or the user's catalog file."""
+
+    kind: str  # "cache" | "bundled" | "catalog file"
+    where: str  # a path, or "bundled snapshot"
+    as_of: dt.datetime | None  # fetched_at for the cache, the price date otherwise
+
+    def age(self, now: dt.datetime) -> dt.timedelta | None:
+        return None if self.as_of is None else max(now - self.as_of, dt.timedelta(0))
+
+
+@dataclass
+class ResolvedCatalog:
+    catalog: Catalog
+    sources: dict[tuple[str, str], PriceSource]  # by InstanceOffer.key
+    notes: list[str] = field(default_factory=list)
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+def resolve_prices(
+    user_file: Path | None = None, region: str | None = None, *, now: dt.datetime | None = None
+) -> ResolvedCatalog:
+    """Per region the freshest base (cache, else bundled), then the user's file over it, then the region filter."""
+    from pricing.cache import cached_regions, read_cache
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    bundled = bundled_catalog()
+    notes: list[str] = []
+    sources: dict[tuple[str, str], PriceSource] = {}
+    known_gpus = {g.key for g in bundled.gpus}
+    cached = {}
+    for r in [region] if region else cached_regions():
+        c, warning = read_cache(r)
+        if warning:
+            notes.append(warning)
+        if c is not None:
+            cached[r] = c
+    # Per instance type and region: the cache where it has the offer, the bundled snapshot for the rest (a refresh of
+    # a few instance types, or a type AWS no longer lists there, leaves the bundled row, labelled as such).
+    fresh = {o.key for c in cached.values() for o in c.catalog.offers if o.gpu in known_gpus}
+    offers = []
+    for o in bundled.offers:
+        if o.key not in fresh:
+            offers.append(o)
+            as_of = dt.datetime.combine(o.price_date, dt.time(), dt.timezone.utc) if o.price_date else None
+            sources[o.key] = PriceSource("bundled", "bundled snapshot", as_of)
+    for r, c in sorted(cached.items()):
+        strangers = sorted({o.gpu for o in c.catalog.offers} - known_gpus)
+        if strangers:
+            notes.append(f"Skipped cached offers in {r} for GPUs gpuplan has no specs for: {', '.join(strangers)}")
+        for o in c.catalog.offers:
+            if o.gpu in known_gpus:
+                offers.append(o)
+                sources[o.key] = PriceSource("cache", str(c.path), c.fetched_at)
+    catalog = Catalog(source="", gpus=bundled.gpus, offers=offers)
     if user_file is not None:
-        catalog = overlay(catalog, read_yaml(Path(user_file), "catalog file"), f"catalog file {user_file}")
-    return catalog
+        doc = read_yaml(Path(user_file), "catalog file")
+        catalog = overlay(catalog, doc, f"catalog file {user_file}")
+        by_key = {o.key: o for o in catalog.offers}
+        for entry in doc.get("offers") or []:
+            k = _offer_key(entry)
+            priced = any(f in entry for f in _PRICE_FIELDS) or k not in sources
+            if k in by_key and priced:
+                pd = by_key[k].price_date
+                as_of = dt.datetime.combine(pd, dt.time(), dt.timezone.utc) if pd else None
+                sources[k] = PriceSource("catalog file", str(user_file), as_of)
+    if region:
+        catalog = _in_region(catalog, region)
+    sources = {o.key: sources[o.key] for o in catalog.offers if o.key in sources}
+    notes += _describe_sources(sources, now)
+    summary = "; ".join(n for n in notes if n.startswith("Prices"))
+    catalog = catalog.model_copy(update={"source": summary})
+    return ResolvedCatalog(catalog=catalog, sources=sources, notes=notes, now=now)
+
+
+_PRICE_FIELDS = ("on_demand_usd_per_hour", "spot_usd_per_hour", "spot_usd_per_hour_min")
+STALE_AFTER = dt.timedelta(days=7)
+
+
+def _in_region(catalog: Catalog, region: str) -> Catalog:
+    offers = [o for o in catalog.offers if o.region == region]
+    if not offers:
+        have = ", ".join(catalog.regions) or "none"
+        raise GpuplanError(
+            f"no prices for region {region}: run `gpuplan prices refresh --region {region}`, or add offers for it "
+            f"with --catalog FILE (regions with prices: {have})"
+        )
+    return catalog.model_copy(update={"offers": offers})
+
+
+def age_text(age: dt.timedelta | None) -> str:
+    """'40 minutes', '5 hours', '12 days'; '-' when unknown."""
+    if age is None:
+        return "-"
+    s = age.total_seconds()
+    n, unit = (max(1, round(s / 60)), "minute") if s < 3600 else \
+        (round(s / 3600), "hour") if s < 2 * 86400 else (round(s / 86400), "day")
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+_KIND_ORDER = {"catalog file": 0, "cache": 1, "bundled": 2}
+
+
+def _describe_sources(sources: dict[tuple[str, str], PriceSource], now: dt.datetime) -> list[str]:
+    """One line per source actually used (the user's file, cache files, the bundle), then one warning for any prices
+    older than STALE_AFTER. More than three cache files read as one line."""
+    groups: dict[tuple[str, str], list[tuple[str, PriceSource]]] = {}
+    for (_, region), src in sources.items():
+        groups.setdefault((src.kind, src.where), []).append((region, src))
+    lines: list[str] = []
+    stale: dict[str, int] = {}
+    caches = sorted((k for k in groups if k[0] == "cache"), key=lambda k: groups[k][0][0])
+    if len(caches) > 3:
+        entries = [e for k in caches for e in groups.pop(k)]
+        oldest = min(src.as_of for _, src in entries if src.as_of)
+        newest = max(src.as_of for _, src in entries if src.as_of)
+        lines.append(
+            f"Prices for {len(caches)} regions ({len(entries)} offers): cache {Path(caches[0][1]).parent}, fetched "
+            f"{oldest:%Y-%m-%d %H:%M} to {newest:%Y-%m-%d %H:%M} UTC (oldest {age_text(now - oldest)} old)"
+        )
+        for region, src in entries:
+            if src.as_of and now - src.as_of > STALE_AFTER:
+                stale[region] = stale.get(region, 0) + 1
+    for (kind, where), entries in sorted(groups.items(), key=lambda kv: (_KIND_ORDER[kv[0][0]], kv[0][1])):
+        regions = ", ".join(sorted({r for r, _ in entries}))
+        dates = [src.as_of for _, src in entries if src.as_of]
+        oldest = min(dates) if dates else None
+        age = None if oldest is None else max(now - oldest, dt.timedelta(0))
+        count = f"{len(entries)} offer{'s' if len(entries) != 1 else ''}"
+        if kind == "catalog file":
+            # The user's own numbers: their age is theirs to judge.
+            lines.append(f"Prices for {regions} ({count}): your catalog file {where} (it wins; gpuplan never writes it)")
+            continue
+        if kind == "cache":
+            lines.append(f"Prices for {regions} ({count}): cache {where}, fetched {oldest:%Y-%m-%d %H:%M} UTC "
+                         f"({age_text(age)} old)")
+        else:
+            when = f"price date {oldest:%Y-%m-%d}, {age_text(age)} old" if oldest else "undated"
+            lines.append(f"Prices for {regions} ({count}): bundled snapshot ({when})")
+        for region, src in entries:
+            if src.as_of and now - src.as_of > STALE_AFTER:
+                stale[region] = stale.get(region, 0) + 1
+    if stale:
+        flag = f"--region {next(iter(stale))}" if len(stale) == 1 else "--all-regions"
+        n = sum(stale.values())
+        lines.append(
+            f"Warning: prices for {n} offer{'s' if n != 1 else ''} in {', '.join(sorted(stale))} are more than "
+            f"{STALE_AFTER.days} days old; run `gpuplan prices refresh {flag}` for today's"
+        )
+    return lines
+
+
+def _note(message: str) -> None:
+    from gpuplan.render import note
+
+    note(message)
 
 
 def find_gpu(catalog: Catalog, key: str) -> GpuSpec:

@@ -111,7 +111,7 @@ def test_deadline_budget_sort_baseline():
 def test_region_without_prices_is_an_error():
     result = run("estimate", "--region", "eu-west-9")
     assert result.exit_code == 1
-    assert "no offers in region 'eu-west-9'" in result.output
+    assert "no prices for region eu-west-9: run `gpuplan prices refresh --region eu-west-9`" in result.output
 
 
 def test_plot_writes_a_png(tmp_path):

@@ -29,7 +29,7 @@ def gpus(
 ) -> None:
     """List GPUs with peak TFLOPS and the instances that carry them. Example: gpuplan gpus --gpu a100"""
     render.check_format(fmt)
-    cat = load_catalog(catalog)
+    cat = load_catalog(catalog, region=region)
     specs = [find_gpu(cat, gpu)] if gpu else cat.gpus
     offers = select_offers(cat, gpus=[g.key for g in specs], region=region) if gpu else \
         [o for o in cat.offers if region is None or o.region == region]

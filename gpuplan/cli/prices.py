@@ -1,0 +1,116 @@
+"""`gpuplan prices refresh` and `gpuplan prices show`: today's AWS prices into the cache, and what estimates use."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gpuplan import render
+from gpuplan.cli import app
+from gpuplan.cli._options import CatalogOpt, FormatOpt
+from gpuplan.errors import GpuplanError
+from pricing.catalog import age_text, bundled_catalog, find_gpu, resolve_prices
+
+prices_app = typer.Typer(
+    name="prices", no_args_is_help=True, rich_markup_mode=None,
+    help="Live AWS prices: refresh the cache, and show which prices estimates use and how old they are.",
+)
+app.add_typer(prices_app, name="prices")
+
+RegionsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--region", metavar="REGION", help="AWS region to refresh; repeat for several. [default: your AWS default region, "
+                                  "else us-east-1]"),
+]
+AllRegionsOpt = Annotated[bool, typer.Option("--all-regions", help="Refresh every region enabled for your account.")]
+ShowRegionOpt = Annotated[str | None, typer.Option("--region", help="Only this region's prices. [default: all]")]
+InstanceTypesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--instance-type", metavar="TYPE", help="Only this instance type, e.g. g5.xlarge; repeat for several. "
+                                         "[default: every GPU type gpuplan has specs for]"),
+]
+GpuOpt = Annotated[str | None, typer.Option("--gpu", help="Only instances with this GPU, e.g. a10g.")]
+
+SHOW_COLUMNS = [
+    ("instance_type", "instance", None), ("region", "region", None), ("gpu", "gpu", None), ("gpu_count", "x", None),
+    ("vcpus", "vCPUs", None), ("memory_gib", "GiB", None),
+    ("on_demand_usd_per_hour", "on-demand $/h", render.usd), ("spot_usd_per_hour", "spot $/h", render.usd),
+    ("spot_usd_per_hour_min", "spot min", render.usd), ("source", "source", None), ("age", "age", None),
+]
+CSV_KEYS = [
+    "instance_type", "region", "gpu", "gpu_count", "vcpus", "memory_gib", "on_demand_usd_per_hour",
+    "spot_usd_per_hour", "spot_usd_per_hour_min", "source", "as_of", "age_days", "where",
+]
+REFRESH_COLUMNS = [
+    ("region", "region", None), ("offers", "instance types", None), ("with_on_demand", "on-demand", None),
+    ("with_spot", "spot", None), ("path", "cache file", None),
+]
+
+
+@prices_app.command()
+def refresh(
+    regions: RegionsOpt = None, all_regions: AllRegionsOpt = False, instance_types: InstanceTypesOpt = None
+) -> None:
+    """Fetch today's on-demand and spot prices into the cache. Example: gpuplan prices refresh --region us-east-1"""
+    from pricing import aws
+    from pricing.cache import write_cache
+
+    if regions and all_regions:
+        raise typer.BadParameter("give --region or --all-regions, not both", param_hint="--all-regions")
+    if all_regions:
+        home = aws.default_region()
+        wanted = aws.enabled_regions(home)
+        render.note(f"Refreshing {len(wanted)} regions enabled for your account...")
+    else:
+        wanted = list(dict.fromkeys(regions or [aws.default_region()]))
+    results = aws.fetch_prices(
+        wanted, bundled_catalog(), instance_types=instance_types, skip_empty=all_regions, progress=render.note
+    )
+    # Written only after every region was fetched: a failure above leaves every previous cache file as it was.
+    rows = []
+    for r in results:
+        path = write_cache(r.region, r.catalog, r.fetched_at)
+        for n in r.notes:
+            render.note(f"note: {r.region}: {n}")
+        offers = r.catalog.offers
+        rows.append({
+            "region": r.region, "offers": len(offers),
+            "with_on_demand": sum(o.on_demand_usd_per_hour is not None for o in offers),
+            "with_spot": sum(o.spot_usd_per_hour is not None for o in offers), "path": str(path),
+        })
+    render.out(render.table(rows, REFRESH_COLUMNS))
+
+
+@prices_app.command()
+def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt = None, fmt: FormatOpt = "table") -> None:
+    """The prices estimates use, with source and age per row. Example: gpuplan prices show --gpu a10g --format csv"""
+    render.check_format(fmt)
+    resolved = resolve_prices(catalog, region)
+    for line in resolved.notes:
+        render.note(line)
+    cat = resolved.catalog
+    key = find_gpu(cat, gpu).key if gpu else None
+    rows = []
+    for o in sorted(cat.offers, key=lambda o: (o.gpu, o.gpu_count, o.instance_type, o.region)):
+        if key and o.gpu != key:
+            continue
+        src = resolved.sources.get(o.key)
+        age = src.age(resolved.now) if src else None
+        rows.append({
+            **o.model_dump(mode="json", include={"instance_type", "region", "gpu", "gpu_count", "vcpus", "memory_gib",
+                                                 "on_demand_usd_per_hour", "spot_usd_per_hour",
+                                                 "spot_usd_per_hour_min"}),
+            "source": src.kind if src else "-", "where": src.where if src else None,
+            "as_of": src.as_of.isoformat() if src and src.as_of else None,
+            "age": age_text(age), "age_days": round(age.total_seconds() / 86400, 2) if age is not None else None,
+        })
+    if not rows:
+        where = f" in {region}" if region else ""
+        raise GpuplanError(f"no instance{where} carries {gpu}; see `gpuplan prices show` for every offer")
+    if fmt == "json":
+        render.out(render.dumps_json(rows))
+    elif fmt == "csv":
+        render.out(render.to_csv(rows, CSV_KEYS))
+    else:
+        render.out(render.table(rows, SHOW_COLUMNS))
