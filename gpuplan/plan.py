@@ -17,7 +17,7 @@ from gpuplan.perf.calibrated import Lessons, dataset_notes, learn, measured_step
 from gpuplan.perf.flops import param_count
 from gpuplan.perf.memory import footprint, max_batch
 from gpuplan.perf.throughput import allreduce_seconds, precision_path, step_time
-from gpuplan.workload import Workload
+from gpuplan.workload import Workload, same_architecture
 from pricing.catalog import find_gpu
 from pricing.models import Catalog, InstanceOffer
 
@@ -175,8 +175,7 @@ def plan_local(workload: Workload, calibrations: Sequence[CalibrationResult], lo
             if run is None:
                 continue
             if (run.batch_size, run.seq_len) != (workload.batch_size, workload.seq_len) or \
-                    cal.workload.arch.model_dump(exclude={"name", "source", "path"}) != \
-                    workload.arch.model_dump(exclude={"name", "source", "path"}):
+                    not same_architecture(cal.workload.arch, workload.arch):
                 raise GpuplanError(
                     f"the calibration measured {cal.workload.model} at batch {run.batch_size}, seq-len "
                     f"{run.seq_len}; --gpu local needs one of this workload ({workload.model}, batch "

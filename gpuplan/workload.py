@@ -35,6 +35,12 @@ class ModelArch(BaseModel):
     path: str | None = Field(None, description="the config.json or model folder it came from")
 
 
+def same_architecture(a: ModelArch, b: ModelArch) -> bool:
+    """Same layers and sizes, whatever the name, the origin or the number of labels (the head is negligible)."""
+    ignore = {"name", "source", "path", "num_labels"}
+    return a.model_dump(exclude=ignore) == b.model_dump(exclude=ignore)
+
+
 def _bert(name: str, vocab: int, hidden: int, layers: int, heads: int) -> ModelArch:
     return ModelArch(
         name=name, vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,

@@ -220,3 +220,56 @@ def test_the_console_script_and_module_entry_points():
     assert json.loads(out.stdout)["plans"][0]["gpu"] == "h100"
     bad = subprocess.run([sys.executable, "-m", "gpuplan", "estimate", "--gpu", "nope"], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.splitlines()[-1].startswith("Error: unknown GPU") and "Traceback" not in bad.stderr
+
+
+def _write_calibration(path, kind="cpu", gpu_key=None, batch=32, seq=128, model="bert-base-uncased"):
+    import datetime as dt
+
+    from gpuplan.calibration.result import CalibrationResult, DeviceInfo, RunResult
+    from gpuplan.workload import DatasetStats, build_workload
+
+    wl = build_workload(model=model, batch_size=batch, seq_len=seq)
+    runs = [RunResult(precision=p, dtype=d, steps=5, batch_size=batch, seq_len=seq, warmup_seconds=12.0,
+                      step_seconds=s, samples_per_second=batch / s, train_seconds=12.0 + 4 * s)
+            for p, d, s in (("fp32", "float32", 9.0), ("mixed", "mixed_bfloat16", 6.0))]
+    stats = DatasetStats(num_examples=600, num_labels=2, token_len_p50=30, token_len_p90=80, token_len_max=200,
+                         truncated_share=0.02, mean_padded_len=70, tokenize_examples_per_second=3000)
+    CalibrationResult(created_at=dt.datetime(2026, 11, 24), gpuplan_version="0.1.0",
+                      device=DeviceInfo(kind=kind, name="Test CPU" if kind == "cpu" else "NVIDIA A10G",
+                                        gpu_key=gpu_key, host_cpus=2),
+                      workload=wl, dataset=stats, runs=runs).save(path)
+    return path
+
+
+def test_local_plan_from_a_calibration_file(tmp_path):
+    cal = _write_calibration(tmp_path / "cal.json")
+    data = run_json("estimate", "--gpu", "local", "--calibration", str(cal), "--num-examples", "3200",
+                    "--epochs", "1", "--local-price", "0.05")
+    local = {p["precision"]: p for p in data["plans"] if p["instance"] == "local"}
+    assert local["fp32"]["source"] == "measured"
+    assert local["fp32"]["hours"] * 3600 == pytest.approx(12 + 100 * 9.0)
+    assert local["mixed"]["cost_usd"] == pytest.approx((12 + 100 * 6.0) / 3600 * 0.05)
+    assert len({p["instance"] for p in data["plans"]}) == 20  # this machine beside every catalog instance
+    assert data["workload"]["dataset"]["num_examples"] == 600
+
+
+def test_a_gpu_calibration_file_makes_its_gpu_measured(tmp_path):
+    cal = _write_calibration(tmp_path / "cal.json", kind="gpu", gpu_key="a10g", batch=32)
+    data = run_json("estimate", "--gpu", "a10g", "--gpu", "l4", "--calibration", str(cal))
+    by = {(p["instance"], p["precision"]): p for p in data["plans"]}
+    assert by[("g5.xlarge", "fp32")]["source"] == "measured"
+    assert by[("g5.xlarge", "fp32")]["step_seconds"] == pytest.approx(9.0)
+    assert by[("g6.xlarge", "fp32")]["source"] == "model" and by[("g6.xlarge", "fp32")]["correction"] > 1
+    assert any("model corrected by calibration" in n for n in data["notes"])
+
+
+def test_a_calibration_of_another_model_is_refused(tmp_path):
+    cal = _write_calibration(tmp_path / "cal.json", model="bert-large-uncased")
+    result = run("estimate", "--calibration", str(cal))
+    assert result.exit_code == 1
+    assert "measured bert-large-uncased, not bert-base-uncased" in result.output
+
+
+def test_dataset_needs_calibrate():
+    result = run("estimate", "--dataset", "x.csv")
+    assert result.exit_code == 1 and "--dataset is read by the calibration: add --calibrate" in result.output

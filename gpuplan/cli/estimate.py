@@ -13,9 +13,11 @@ from gpuplan.cli._options import (
     BatchSizeOpt, CatalogOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, RegionOpt, SeqLenOpt,
     WorkloadOpt, workload_from_flags,
 )
+from gpuplan.calibration.result import CalibrationResult
 from gpuplan.errors import GpuplanError
 from gpuplan.plan import Estimate, LocalMachine, make_estimate
 from gpuplan.plot import check_plot_path
+from gpuplan.workload import Workload, read_workload_file, same_architecture
 from pricing.catalog import load_catalog, select_offers
 
 PLAN_COLUMNS = [
@@ -72,6 +74,29 @@ def render_estimate(est: Estimate, fmt: str, plot: Path | None = None) -> None:
         render.note(f"wrote {plot}")
 
 
+def check_same_model(measured: Workload, wanted: Workload, path: Path) -> None:
+    """A calibration of another architecture would correct this one with the wrong lesson."""
+    if not same_architecture(measured.arch, wanted.arch):
+        raise GpuplanError(f"{path} measured {measured.model}, not {wanted.model}: calibrate this model, or pass "
+                           f"--model {measured.model}")
+
+
+def with_dataset_size(wl: Workload, calibrations: list[CalibrationResult], explicit: bool) -> Workload:
+    """With the user's dataset measured and no --num-examples given, the full run is that dataset."""
+    stats = next((c.dataset for c in calibrations if c.dataset is not None), None)
+    if stats is None:
+        return wl
+    update: dict[str, object] = {"dataset": stats}
+    if not explicit:
+        update["num_examples"] = stats.num_examples
+        render.note(f"note: the full run is your dataset's {stats.num_examples:,} examples (set --num-examples to change)")
+    return wl.model_copy(update=update)
+
+
+def _file_sets(path: Path | None, key: str) -> bool:
+    return path is not None and key in read_workload_file(path)
+
+
 def _recommendation_text(est: Estimate) -> str:
     r = est.recommendation
     w = est.workload
@@ -116,6 +141,13 @@ def estimate(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a time-vs-cost chart (PNG).")] = None,
     calibration: Annotated[Path | None, typer.Option("--calibration", help="A `gpuplan calibrate --output` file "
                                                      "whose measurement the estimate uses.")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Run `gpuplan calibrate` on this machine first, "
+                                            "with the same workload, and use what it measures.")] = False,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="With --calibrate: your data (CSV, JSON Lines, a "
+                                                "saved dataset folder). [default: synthetic tokens]")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", help="With --dataset: column with the texts.")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column", help="With --dataset: column with the labels.")] = "label",
+    steps: Annotated[int | None, typer.Option("--steps", help="With --calibrate: timed steps per precision.")] = None,
     local_price: Annotated[float, typer.Option("--local-price", help="USD/hour of this machine for --gpu local.")] = 0.0,
 ) -> None:
     """Estimate time and cost of the fine-tune on each GPU, fp32 vs mixed. Example: gpuplan estimate --gpu v100"""
@@ -130,12 +162,23 @@ def estimate(
     cat = load_catalog(catalog, region=region)
     gpus = [g for g in gpu or [] if g.lower() != "local"]
     local = LocalMachine(price_per_hour=local_price) if len(gpus) < len(gpu or []) else None
+    if dataset is not None and not calibrate:
+        raise GpuplanError("--dataset is read by the calibration: add --calibrate")
     calibrations = []
     if calibration is not None:
         from gpuplan.calibration.result import load_result
 
         calibrations.append(load_result(calibration))
-    offers = select_offers(cat, gpus=gpus, instances=instance, region=region) if (gpus or instance or not local) else []
+        check_same_model(calibrations[-1].workload, wl, calibration)
+    if calibrate:
+        from gpuplan.calibration.progress import ProgressBar
+        from gpuplan.calibration.train import run_calibration
+
+        calibrations.append(run_calibration(wl, steps=steps, dataset=dataset, text_column=text_column,
+                                            label_column=label_column, progress=ProgressBar(),
+                                            notify=lambda m: render.note(f"note: {m}")))
+    wl = with_dataset_size(wl, calibrations, explicit=num_examples is not None or _file_sets(workload, "num_examples"))
+    offers = select_offers(cat, gpus=gpus, instances=instance, region=region)
     est = make_estimate(wl, offers, cat, calibrations=calibrations, spot=spot, deadline_hours=deadline,
                         budget_usd=budget, sort=sort, baseline_gpu=baseline, local=local)
     render_estimate(est, fmt, plot)
