@@ -284,7 +284,7 @@ def _describe_sources(sources: dict[tuple[str, str], PriceSource], now: dt.datet
         n = sum(stale.values())
         lines.append(
             f"Warning: prices for {n} offer{'s' if n != 1 else ''} in {', '.join(sorted(stale))} are more than "
-            f"{STALE_AFTER.days} days old; run `gpuplan prices refresh {flag}` for today's"
+            f"{STALE_AFTER.days} days old; run `gpuplan prices refresh {flag}` for today's prices"
         )
     return lines
 

@@ -163,7 +163,7 @@ def test_stale_cache_warns():
     write_cache("eu-west-1", region_catalog("eu-west-1", 1.0), NOW - dt.timedelta(days=10))
     _, notes = resolve_catalog(region="eu-west-1", now=NOW)
     assert notes[-1] == ("Warning: prices for 1 offer in eu-west-1 are more than 7 days old; "
-                         "run `gpuplan prices refresh --region eu-west-1` for today's")
+                         "run `gpuplan prices refresh --region eu-west-1` for today's prices")
 
 
 def test_load_catalog_prints_its_notes_to_stderr(capsys):
