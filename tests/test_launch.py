@@ -1,0 +1,512 @@
+"""`gpuplan launch` and `gpuplan instances` end to end: real boto3 against the moto server, with a stand-in for
+the instance's side (a thread that uploads the result, or ends the instance, or presses Ctrl-C).
+
+Every test ends by checking that no instance is left pending or running.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+
+import pytest
+from cloud_helpers import (ENDPOINT, FakeInstances, ec2, fail_operation, gpuplan_instances, live_instances, make_result,
+                           patch_response, s3, tags, upload_result)
+from typer.testing import CliRunner
+
+from gpuplan.cli import app
+from gpuplan.cloud import aws as aws_mod
+from gpuplan.cloud import fleet
+from gpuplan.cloud import launch as launch_mod
+from gpuplan.cloud import resources
+from gpuplan.cloud import wait as wait_mod
+
+runner = CliRunner()
+ACCOUNT = "123456789012"  # moto's
+BUCKET = f"gpuplan-{ACCOUNT}-us-east-1"
+
+
+@pytest.fixture
+def cloud(aws, monkeypatch):
+    """moto, fast polling, an AMI moto has, and the leak check after the test."""
+    monkeypatch.setattr(wait_mod, "POLL_SECONDS", 0.02)
+    monkeypatch.setattr(launch_mod, "PROFILE_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(fleet, "TERMINATE_RETRY_SECONDS", 0.0)
+    # moto has no Deep Learning Base AMI parameters (and /aws/ names are reserved): use its DL image by name.
+    monkeypatch.setattr(resources, "AMI_NAME_PATTERNS", ["Deep Learning AMI Ubuntu*"])
+    ENDPOINT[:] = [aws]
+    yield aws
+    assert live_instances() == [], "an instance was left pending or running"
+    ENDPOINT.clear()
+
+
+@pytest.fixture
+def on_clients(monkeypatch):
+    """Hooks run on the clients of the next command(s): `on_clients.append(lambda clients: ...)`."""
+    hooks: list = []
+    real = aws_mod.make_clients
+
+    def make(region=None):
+        clients = real(region)
+        for hook in hooks:
+            hook(clients)
+        return clients
+
+    monkeypatch.setattr(aws_mod, "make_clients", make)
+    return hooks
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input)
+
+
+def failed(result, *fragments: str, code: int | None = None) -> str:
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
+    assert len(lines) == 1, result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+def launch(*extra: str, instances=("g4dn.xlarge",), input=None):
+    args = ["launch", "--yes", "--format", "json", "--steps", "20"]
+    for t in instances:
+        args += ["--instance", t]
+    return invoke(*args, *extra, input=input)
+
+
+def test_launch_measures_terminates_and_prints_the_measured_estimate(cloud, on_clients):
+    sent: list[dict] = []
+    on_clients.append(lambda c: c.ec2.meta.events.register(
+        "provide-client-params.ec2.RunInstances", lambda params, **kw: sent.append(dict(params))))
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch()
+    fake.join()
+    assert fake.error is None
+    assert result.exit_code == 0, result.output
+    est = json.loads(result.stdout)
+    mine = [p for p in est["plans"] if p["instance"] == "g4dn.xlarge"]
+    assert {p["precision"] for p in mine} == {"fp32", "mixed"}
+    assert all(p["source"] == "measured" for p in mine)
+    assert {p["source"] for p in est["plans"] if p["gpu"] != "t4"} == {"model"}
+
+    # The plan, with its cost, and the progress went to stderr.
+    assert "Expected cost of the calibration: ~$" in result.stderr
+    assert "g4dn.xlarge: $0.526/h on-demand" in result.stderr
+    assert "created bucket s3://" + BUCKET in result.stderr
+    assert "terminated" in result.stderr
+
+    (inst,) = gpuplan_instances()
+    assert inst["State"]["Name"] in ("shutting-down", "terminated")
+    t = tags(inst)
+    assert t["gpuplan:result-uri"] == f"s3://{BUCKET}/gpuplan/{t['gpuplan:launch-id']}/result.json"
+    assert t["Name"] == f"gpuplan-calibration-{t['gpuplan:launch-id']}"
+    assert inst["MetadataOptions"]["HttpTokens"] == "required"
+    (params,) = sent  # what EC2 was asked for (moto forgets the profile and volume details on termination)
+    assert params["IamInstanceProfile"] == {"Name": "gpuplan-calibration"}
+    (root,) = params["BlockDeviceMappings"]
+    assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["DeleteOnTermination"] is True
+    assert "InstanceMarketOptions" not in params
+    (group,) = inst["SecurityGroups"]
+    sg = ec2().describe_security_groups(GroupIds=[group["GroupId"]])["SecurityGroups"][0]
+    assert sg["GroupName"] == "gpuplan-calibration" and sg["IpPermissions"] == []
+    attr = ec2().describe_instance_attribute(InstanceId=inst["InstanceId"],
+                                             Attribute="instanceInitiatedShutdownBehavior")
+    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+    data = ec2().describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
+    script = base64.b64decode(data["UserData"]["Value"]).decode()
+    assert script.startswith("#!/bin/bash") and "set -euo pipefail" in script
+    assert "shutdown -h \"+$MAX_MINUTES\"" in script and "MAX_MINUTES=45" in script
+    assert "CALIBRATE_ARGS=(--model bert-base-uncased" in script and "--steps 20" in script
+    assert "testing" not in script  # the fake credentials of this test: none in user data
+
+
+def test_launch_creates_a_private_encrypted_expiring_bucket_and_a_narrow_role(cloud, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch("--save", "saved")
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "saved").glob("*-g4dn.xlarge.json"))) == 1
+    enc = s3().get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3().get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    (rule,) = s3().get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert rule["Filter"]["Prefix"] == "gpuplan/" and rule["Expiration"]["Days"] == 30
+    import boto3
+
+    iam = boto3.client("iam")
+    doc = iam.get_role_policy(RoleName="gpuplan-calibration", PolicyName=f"gpuplan-results-{BUCKET}")["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    (stmt,) = doc["Statement"]
+    assert stmt["Resource"] == f"arn:aws:s3:::{BUCKET}/gpuplan/*"
+    assert sorted(stmt["Action"]) == ["s3:GetObject", "s3:PutObject"]
+
+    # A second launch reuses all of it and creates nothing.
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    again = launch()
+    fake.join()
+    assert again.exit_code == 0, again.output
+    assert "created" not in again.stderr
+
+
+def test_several_instance_types_run_in_parallel(cloud):
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")), count=2)
+    fake.start()
+    result = launch(instances=("g4dn.xlarge", "g5.xlarge"))
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert {i["InstanceType"] for i in gpuplan_instances()} == {"g4dn.xlarge", "g5.xlarge"}
+    assert len({tags(i)["gpuplan:launch-id"] for i in gpuplan_instances()}) == 2
+
+
+def test_a_result_without_gpu_key_gets_it_from_the_catalog(cloud):
+    fake = FakeInstances(upload_result(make_result(gpu_key=None, gpu_name="NVIDIA A10G")))
+    fake.start()
+    result = launch(instances=("g5.xlarge",))
+    fake.join()
+    assert result.exit_code == 0, result.output
+    plans = json.loads(result.stdout)["plans"]
+    assert {p["source"] for p in plans if p["instance"] == "g5.xlarge"} == {"measured"}
+
+
+def test_partial_failure_prints_the_estimate_and_fails(cloud, on_clients):
+    on_clients.append(lambda c: fail_operation(c.ec2, "RunInstances", "VcpuLimitExceeded",
+                                               when=lambda p: p.get("InstanceType") == "g5.xlarge"))
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch(instances=("g4dn.xlarge", "g5.xlarge"))
+    fake.join()
+    failed(result, "1 of 2 launches gave no result")
+    assert "g5.xlarge: your vCPU quota is too low" in result.stderr
+    assert any(p["source"] == "measured" for p in json.loads(result.stdout)["plans"])
+
+
+def test_timeout_terminates_and_shows_the_log_tail(cloud):
+    def log_only(inst):
+        bucket, key = tags(inst)["gpuplan:result-uri"][5:].split("/", 1)
+        log = "\n".join(f"line {i}" for i in range(40)) + "\npip: still downloading tensorflow\n"
+        s3().put_object(Bucket=bucket, Key=key.replace("result.json", "bootstrap.log"), Body=log.encode())
+
+    fake = FakeInstances(log_only)
+    fake.start()
+    result = launch("--timeout", "0.01")
+    fake.join()
+    line = failed(result, "no result from g4dn.xlarge", "after 0.01 min", "Raise --timeout")
+    assert "bootstrap.log" in line
+    assert "pip: still downloading tensorflow" in result.stderr
+    assert "line 39" in result.stderr and "line 2\n" not in result.stderr  # only the tail
+    assert gpuplan_instances()[0]["State"]["Name"] in ("shutting-down", "terminated")
+
+
+def test_an_instance_that_ends_without_a_result_shows_its_log(cloud):
+    def crash(inst):
+        bucket, key = tags(inst)["gpuplan:result-uri"][5:].split("/", 1)
+        s3().put_object(Bucket=bucket, Key=key.replace("result.json", "bootstrap.log"),
+                        Body=b"gpuplan: step: install\nERROR: No matching distribution found for gpuplan==0.1.0\n")
+        ec2().terminate_instances(InstanceIds=[inst["InstanceId"]])  # what the bootstrap's shutdown leads to
+
+    fake = FakeInstances(crash)
+    fake.start()
+    result = launch()
+    fake.join()
+    failed(result, "g4dn.xlarge", "ended", "without a result", "bootstrap.log",
+           "this gpuplan version is not on PyPI", "--wheel dist/gpuplan-*.whl")
+    assert "No matching distribution found for gpuplan==0.1.0" in result.stderr
+
+
+def test_spot_interruption(cloud, on_clients):
+    def interrupted(parsed):
+        for r in parsed.get("Reservations", []):
+            for i in r["Instances"]:
+                if i["State"]["Name"] in ("shutting-down", "terminated"):
+                    i["StateReason"] = {"Code": "Server.SpotInstanceTermination",
+                                        "Message": "Server.SpotInstanceTermination: Spot instance termination"}
+
+    on_clients.append(lambda c: patch_response(c.ec2, "DescribeInstances", interrupted))
+    fake = FakeInstances(lambda inst: ec2().terminate_instances(InstanceIds=[inst["InstanceId"]]))
+    fake.start()
+    result = launch("--spot")
+    fake.join()
+    failed(result, "AWS interrupted the g4dn.xlarge spot instance", "retry without --spot")
+    assert gpuplan_instances()[0]["InstanceLifecycle"] == "spot"
+
+
+def test_a_result_that_is_not_one(cloud):
+    def garbage(inst):
+        bucket, key = tags(inst)["gpuplan:result-uri"][5:].split("/", 1)
+        s3().put_object(Bucket=bucket, Key=key, Body=b'{"hello": 1}')
+
+    fake = FakeInstances(garbage)
+    fake.start()
+    result = launch()
+    fake.join()
+    failed(result, "is not a calibration result", "--wheel")
+
+
+def test_ctrl_c_during_the_wait_terminates(cloud):
+    fake = FakeInstances(lambda inst: os.kill(os.getpid(), signal.SIGINT))
+    fake.start()
+    result = launch()
+    fake.join()
+    line = failed(result, "interrupted; terminated i-", code=130)
+    assert fake.seen[0] in line
+    assert "Interrupted: terminating the instances" in result.stderr
+
+
+def test_a_second_ctrl_c_still_terminates(cloud, on_clients):
+    pressed = []
+
+    def press_again(params, **kwargs):
+        # The second Ctrl-C lands while the instances are being terminated.
+        if not pressed:
+            pressed.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    on_clients.append(lambda c: c.ec2.meta.events.register("before-call.ec2.TerminateInstances", press_again))
+    fake = FakeInstances(lambda inst: os.kill(os.getpid(), signal.SIGINT))
+    fake.start()
+    result = launch(instances=("g4dn.xlarge", "g5.xlarge"))
+    fake.join()
+    failed(result, "interrupted; terminated i-", code=130)
+    assert pressed and "Still terminating the instances" in result.stderr
+
+
+def test_sigterm_during_the_wait_terminates(cloud):
+    fake = FakeInstances(lambda inst: os.kill(os.getpid(), signal.SIGTERM))
+    fake.start()
+    result = launch()
+    fake.join()
+    failed(result, "interrupted; terminated i-", code=130)
+
+
+def test_new_instance_profile_is_retried_until_ec2_sees_it(cloud, on_clients):
+    calls = []
+
+    def first_two(params):
+        calls.append(1)
+        return len(calls) <= 2
+
+    on_clients.append(lambda c: fail_operation(
+        c.ec2, "RunInstances", "InvalidParameterValue",
+        "Value (gpuplan-calibration) for parameter iamInstanceProfile.name is invalid. "
+        "Invalid IAM Instance Profile name",
+        when=first_two))
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch()
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 3
+
+
+def test_a_failed_termination_is_loud_and_instances_terminate_recovers(cloud, on_clients):
+    on_clients.append(lambda c: fail_operation(c.ec2, "TerminateInstances", "InternalError", status=500))
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch()
+    fake.join()
+    failed(result, "could not terminate i-", "gpuplan instances terminate --all")
+    assert "WARNING: could not terminate" in result.stderr
+    on_clients.clear()
+    listed = invoke("instances", "--format", "json")
+    assert [r["state"] for r in json.loads(listed.stdout)] == ["running"]
+    ended = invoke("instances", "terminate", "--all")
+    assert ended.exit_code == 0, ended.output
+    assert "terminating i-" in ended.stderr
+
+
+# --- the plan, confirmation and dry run ---------------------------------------------------------------------------
+
+def test_dry_run_checks_permissions_and_creates_nothing(cloud):
+    result = invoke("launch", "--instance", "g4dn.xlarge", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "g4dn.xlarge: EC2 would accept the launch (DryRun)" in result.stderr
+    assert "bucket: s3://" + BUCKET + " (to create: private, encrypted" in result.stderr
+    assert "Dry run: nothing was created or started." in result.stderr
+    assert gpuplan_instances() == []
+    assert BUCKET not in [b["Name"] for b in s3().list_buckets()["Buckets"]]
+
+
+def test_dry_run_reports_denied_permission(cloud, on_clients):
+    on_clients.append(lambda c: fail_operation(c.ec2, "RunInstances", "UnauthorizedOperation",
+                                               "You are not authorized to perform this operation. Encoded ..."))
+    result = invoke("launch", "--instance", "g4dn.xlarge", "--dry-run")
+    failed(result, "AWS denied permission to launch g4dn.xlarge", "IAM permissions")
+
+
+def test_declining_the_prompt_launches_nothing(cloud):
+    result = invoke("launch", "--instance", "g4dn.xlarge", input="n\n")
+    assert result.exit_code == 1
+    assert "Launch?" in result.stderr and "Nothing was launched." in result.stderr
+    assert gpuplan_instances() == []
+
+
+def test_accepting_the_prompt_launches(cloud):
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = invoke("launch", "--instance", "g4dn.xlarge", input="y\n")
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert "measured" in result.stdout
+
+
+def test_p3_warns_that_current_dlamis_do_not_list_it(cloud, monkeypatch):
+    monkeypatch.setattr(resources, "check_instance_type", lambda clients, t: None)  # moto lists no p3
+    result = invoke("launch", "--instance", "p3.2xlarge", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "warning: p3.2xlarge: current Deep Learning AMIs no longer list P3" in result.stderr
+
+
+def test_a_local_model_and_a_wheel_are_shipped_through_s3(cloud, tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "bert", "vocab_size": 500, "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 128, "max_position_embeddings": 64}))
+    wheel = tmp_path / "gpuplan-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK fake wheel")
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4", model=str(folder), seq_len=16)))
+    fake.start()
+    result = launch("--model", str(folder), "--seq-len", "16", "--wheel", str(wheel),
+                    "--calibrate-arg=--warmup-steps=1")
+    fake.join()
+    assert result.exit_code == 0, result.output
+    (inst,) = gpuplan_instances()
+    lid = tags(inst)["gpuplan:launch-id"]
+    keys = {o["Key"] for o in s3().list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert {f"gpuplan/{lid}/model/config.json", f"gpuplan/{lid}/{wheel.name}"} <= keys
+    data = ec2().describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
+    script = base64.b64decode(data["UserData"]["Value"]).decode()
+    assert f"MODEL_URI=s3://{BUCKET}/gpuplan/{lid}/model/config.json" in script
+    assert f"WHEEL_URI=s3://{BUCKET}/gpuplan/{lid}/{wheel.name}" in script
+    assert "CALIBRATE_ARGS=(--num-examples" in script and "--warmup-steps=1)" in script
+
+
+# --- faults --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, fragments", [
+    ("VcpuLimitExceeded", ["vCPU quota is too low to start g4dn.xlarge in us-east-1",
+                           "Running On-Demand G and VT instances", "https://console.aws.amazon.com/servicequotas/"]),
+    ("InsufficientInstanceCapacity", ["AWS has no g4dn.xlarge capacity in us-east-1", "or --spot"]),
+    ("UnauthorizedOperation", ["AWS denied permission to launch g4dn.xlarge"]),
+])
+def test_launch_faults(cloud, on_clients, code, fragments):
+    on_clients.append(lambda c: fail_operation(c.ec2, "RunInstances", code))
+    failed(launch(), *fragments)
+    assert gpuplan_instances() == []
+
+
+@pytest.mark.parametrize("code", ["InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded"])
+def test_spot_capacity_faults(cloud, on_clients, code):
+    on_clients.append(lambda c: fail_operation(c.ec2, "RunInstances", code))
+    line = failed(launch("--spot"))
+    assert "without --spot" in line or "capacity" in line
+    assert "or --spot" not in line
+
+
+def test_unknown_instance_type_in_the_catalog(cloud):
+    failed(invoke("launch", "--instance", "g4dn.xlarg", "--yes"), "unknown instance type 'g4dn.xlarg'",
+           "Did you mean: g4dn.xlarge")
+
+
+def test_instance_type_the_region_does_not_offer(cloud):
+    failed(invoke("launch", "--instance", "p3.2xlarge", "--yes"),
+           "instance type p3.2xlarge is not offered in us-east-1")
+
+
+def test_no_credentials(cloud, monkeypatch, tmp_path):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    failed(invoke("launch", "--instance", "g4dn.xlarge", "--yes"), "no AWS credentials found", "aws configure")
+
+
+def test_unreachable_endpoint(cloud, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    failed(invoke("launch", "--instance", "g4dn.xlarge", "--yes"), "cannot reach AWS", "network")
+
+
+def test_access_denied_creating_the_bucket(cloud, on_clients):
+    on_clients.append(lambda c: fail_operation(c.s3, "CreateBucket", "AccessDenied", status=403))
+    failed(launch(), "AWS denied permission to create bucket", "s3:CreateBucket")
+
+
+def test_a_bucket_owned_by_someone_else(cloud, on_clients):
+    on_clients.append(lambda c: fail_operation(c.s3, "HeadBucket", "403", status=403))
+    failed(launch("--bucket", "somebody-elses-bucket"), "somebody-elses-bucket exists but you cannot use it")
+
+
+# --- gpuplan instances ---------------------------------------------------------------------------------------------
+
+def _start(instance_type: str, tagged: bool = True, spot: bool = False) -> str:
+    dl = [{"Name": "name", "Values": ["Deep Learning AMI Ubuntu*"]}]
+    image = ec2().describe_images(Owners=["amazon"], Filters=dl)["Images"][0]["ImageId"]
+    kwargs = {}
+    if tagged:
+        kwargs["TagSpecifications"] = [{"ResourceType": "instance", "Tags": [
+            {"Key": "gpuplan:launch-id", "Value": "20260101-000000-abcdef"},
+            {"Key": "gpuplan:result-uri", "Value": "s3://b/gpuplan/20260101-000000-abcdef/result.json"}]}]
+    if spot:
+        kwargs["InstanceMarketOptions"] = {"MarketType": "spot"}
+    return ec2().run_instances(ImageId=image, InstanceType=instance_type, MinCount=1, MaxCount=1,
+                               **kwargs)["Instances"][0]["InstanceId"]
+
+
+def test_instances_lists_and_terminates_only_gpuplan_instances(cloud):
+    ours = _start("g4dn.xlarge")
+    spot = _start("g4dn.2xlarge", spot=True)
+    theirs = _start("g4dn.xlarge", tagged=False)
+    try:
+        rows = json.loads(invoke("instances", "--format", "json").stdout)
+        assert {r["instance_id"] for r in rows} == {ours, spot}
+        by_id = {r["instance_id"]: r for r in rows}
+        assert by_id[ours]["usd_per_hour"] == 0.526 and by_id[ours]["usd_so_far"] >= 0
+        assert by_id[spot]["market"] == "spot" and by_id[spot]["usd_per_hour"] == 0.319
+        table = invoke("instances")
+        assert ours in table.stdout and "cost so far" in table.stdout
+        failed(invoke("instances", "terminate", theirs), f"{theirs} is not a gpuplan instance")
+        failed(invoke("instances", "terminate"), "give instance ids or --all")
+        assert invoke("instances", "terminate", ours).exit_code == 0
+        assert invoke("instances", "terminate", "--all").exit_code == 0
+        assert {i for i in live_instances()} == {theirs}
+        assert "No gpuplan instances running." in invoke("instances").stderr
+        ended = json.loads(invoke("instances", "--ended", "--format", "json").stdout)
+        assert {r["instance_id"] for r in ended} == {ours, spot}
+        assert all(r["usd_so_far"] is None for r in ended)
+    finally:
+        ec2().terminate_instances(InstanceIds=[theirs])
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--timeout", "-1"], "--timeout: input should be greater than 0"),
+    (["--max-minutes", "0"], "--max-minutes: input should be greater than 0"),
+    (["--steps", "0"], "--steps: input should be greater than 0"),
+    (["--format", "yaml"], "unknown format 'yaml'"),
+    (["--wheel", "missing.whl"], "wheel missing.whl does not exist"),
+    (["--instance", "g4dn.xlarge"], "given twice"),
+])
+def test_bad_flags(cloud, args, fragment):
+    failed(invoke("launch", "--instance", "g4dn.xlarge", "--yes", *args), fragment)
+    assert gpuplan_instances() == []
+
+
+def test_no_answer_to_the_prompt_asks_for_yes(cloud):
+    failed(invoke("launch", "--instance", "g4dn.xlarge", input=""), "pass --yes to launch without asking")
+    assert gpuplan_instances() == []
