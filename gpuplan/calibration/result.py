@@ -37,12 +37,16 @@ class RunResult(BaseModel):
     precision: Precision
     dtype: str = Field(description="Keras policy: float32, mixed_float16 or mixed_bfloat16")
     gpu_count: int = 1
-    steps: int = 0
+    steps: int = Field(0, description="timed steps, after the warm-up steps")
+    warmup_steps: int = Field(0, description="steps timed apart as warm-up; the first one traces the graph")
     batch_size: int = Field(description="per device")
     seq_len: int
     warmup_seconds: float = Field(0.0, description="first steps: tracing and compilation")
     step_seconds: float | None = Field(None, description="median step time after warm-up")
     step_seconds_p90: float | None = None
+    step_seconds_mean: float | None = Field(
+        None, description="mean step time after warm-up: above the median when other work interrupted some steps"
+    )
     samples_per_second: float | None = None
     train_seconds: float | None = Field(None, description="wall time of all steps, including the first")
     flops_per_step: float | None = Field(None, description="from the traced graph")
@@ -69,6 +73,9 @@ class CalibrationResult(BaseModel):
     workload: Workload
     weights: Literal["random", "pretrained"] = "random"
     dataset: DatasetStats | None = None
+    model_source: str | None = Field(None, description="where the model and its weights came from")
+    data_source: str | None = Field(None, description="'synthetic' or the dataset file, folder or Hub name")
+    tokenizer: str | None = Field(None, description="which tokenizer measured the token lengths")
     runs: list[RunResult]
     notes: list[str] = Field(default_factory=list)
 

@@ -1,0 +1,120 @@
+"""`gpuplan calibrate`: time a short real fine-tune of the workload's BERT here, fp32 and mixed precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gpuplan import render
+from gpuplan.calibration.result import CalibrationResult
+from gpuplan.cli import app
+from gpuplan.cli._options import (
+    BatchSizeOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt, WorkloadOpt,
+    workload_from_flags,
+)
+
+RUN_COLUMNS = [
+    ("precision", "precision", None),
+    ("dtype", "dtype", None),
+    ("gpu_count", "devices", None),
+    ("batch_size", "batch", None),
+    ("warmup_seconds", "warm-up", lambda s: f"{s:.1f}s"),
+    ("step_seconds", "step", lambda s: "-" if s is None else f"{s:.3g}s"),
+    ("step_seconds_p90", "p90", lambda s: "-" if s is None else f"{s:.3g}s"),
+    ("samples_per_second", "samples/s", render.rate),
+    ("train_seconds", "wall", lambda s: "-" if s is None else f"{s:.1f}s"),
+    ("flops_per_step", "TFLOP/step", lambda f: "-" if f is None else f"{f / 1e12:.3g}"),
+    ("flops_vs_model", "vs model", None),
+    ("peak_memory_bytes", "peak mem", render.gib),
+    ("loss", "loss first->last", None),
+]
+CSV_KEYS = [
+    "precision", "dtype", "gpu_count", "steps", "warmup_steps", "batch_size", "seq_len", "warmup_seconds",
+    "step_seconds", "step_seconds_p90", "step_seconds_mean", "samples_per_second", "train_seconds", "flops_per_step",
+    "flops_per_step_model", "peak_memory_bytes", "loss_first", "loss_last", "largest_batch_that_fits",
+    "skipped_reason",
+]
+
+
+@app.command()
+def calibrate(
+    model: ModelOpt = None,
+    seq_len: SeqLenOpt = None,
+    batch_size: BatchSizeOpt = None,
+    num_examples: NumExamplesOpt = None,
+    epochs: EpochsOpt = None,
+    precision: PrecisionOpt = None,
+    workload: WorkloadOpt = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="CSV or JSON Lines file, a folder saved by "
+                                                "datasets, or a Hub dataset name. [default: synthetic tokens]")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", help="Column with the texts.")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column", help="Column with the class labels.")] = "label",
+    steps: Annotated[int | None, typer.Option("--steps", help="Timed steps per precision. [default: 5 on a CPU, "
+                                              "30 on a GPU]")] = None,
+    warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", help="Steps timed apart first (tracing). "
+                                                     "[default: 1 on a CPU, 3 on a GPU]")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result (JSON) here, for "
+                                                "`estimate --calibration`.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Time a short real fine-tune here, fp32 and mixed. Example: gpuplan calibrate --batch-size 8 -o cal.json"""
+    from gpuplan.calibration.progress import ProgressBar
+    from gpuplan.calibration.train import run_calibration
+
+    render.check_format(fmt)
+    wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)
+    result = run_calibration(
+        wl, steps=steps, warmup_steps=warmup_steps, dataset=dataset, text_column=text_column,
+        label_column=label_column, progress=None if quiet else ProgressBar(),
+        notify=lambda m: render.note(f"note: {m}"),
+    )
+    if output is not None:
+        result.save(output)
+        render.note(f"wrote {output}")
+    render_result(result, fmt)
+
+
+def render_result(result: CalibrationResult, fmt: str) -> None:
+    if fmt == "json":
+        render.out(render.dumps_json(result.model_dump(mode="json")))
+    elif fmt == "csv":
+        render.out(render.to_csv([r.model_dump(mode="json") for r in result.runs], CSV_KEYS))
+    else:
+        render.out(summary_header(result))
+        render.out(render.table([_row(r) for r in result.runs], RUN_COLUMNS))
+        for r in result.runs:
+            if r.skipped_reason:
+                render.out(f"{r.precision}: not measured: {r.skipped_reason}")
+        if result.dataset is not None:
+            render.out(dataset_line(result))
+
+
+def summary_header(result: CalibrationResult) -> str:
+    d, w = result.device, result.workload
+    where = f"{d.count} x {d.name}" if d.kind == "gpu" else f"{d.name} CPU ({d.host_cpus} cores)"
+    steps = next((f"{r.warmup_steps} warm-up + {r.steps} timed steps" for r in result.runs if r.measured), "")
+    return (f"{w.model} on {where}, batch {w.batch_size}, seq-len {w.seq_len}, {steps}; "
+            f"weights: {result.weights}; data: {result.data_source}")
+
+
+def dataset_line(result: CalibrationResult) -> str:
+    s, w = result.dataset, result.workload
+    padded = f", {s.mean_padded_len:.0f} mean padded length per batch" if s.mean_padded_len is not None else ""
+    speed = (f"; tokenizer: {render.rate(s.tokenize_examples_per_second)} texts/s on this host"
+             if s.tokenize_examples_per_second else "")
+    return (f"dataset: {s.num_examples:,} examples, {s.num_labels} classes; tokens p50 {s.token_len_p50:.0f}, "
+            f"p90 {s.token_len_p90:.0f}, max {s.token_len_max}; {s.truncated_share:.1%} truncated at "
+            f"{w.seq_len}{padded}{speed} ({result.tokenizer})")
+
+
+def _row(r: Any) -> dict[str, Any]:
+    row = r.model_dump()
+    if r.flops_per_step and r.flops_per_step_model:
+        diff = r.flops_per_step / r.flops_per_step_model - 1
+        row["flops_vs_model"] = f"{r.flops_per_step_model / 1e12:.3g} ({diff:+.1%})"
+    if r.loss_first is not None:
+        row["loss"] = f"{r.loss_first:.3f}->{r.loss_last:.3f}"
+    return row
