@@ -182,14 +182,17 @@ def plan_local(workload: Workload, calibrations: Sequence[CalibrationResult], lo
                     f"{workload.batch_size}, seq-len {workload.seq_len}): rerun with --calibrate"
                 )
             steps = total_steps(workload, 1)
-            train = steps * run.step_seconds
-            total = run.warmup_seconds + train
+            # The warm-up steps are the run's first steps: timed apart (tracing), not to be counted twice. The mean
+            # step, not the median, is what adds up to a wall time.
+            step = run.step_seconds_mean or run.step_seconds
+            train = run.warmup_seconds + max(0, steps - run.warmup_steps) * step
+            total = train
             cost = total / 3600 * local.price_per_hour
             plans.append(Plan(
                 instance=local.name, region=None, gpu=cal.device.gpu_key or cal.device.kind, gpu_count=cal.device.count,
                 precision=precision, dtype=run.dtype, market="on-demand", batch_size=run.batch_size,
-                samples_per_second=run.batch_size / run.step_seconds,
-                samples_per_second_per_gpu=run.batch_size / run.step_seconds, step_seconds=run.step_seconds,
+                samples_per_second=run.batch_size / step, samples_per_second_per_gpu=run.batch_size / step,
+                step_seconds=step,
                 steps=steps, warmup_seconds=run.warmup_seconds, train_seconds=train, startup_seconds=0.0,
                 hours=total / 3600, billed_seconds=math.ceil(total), price_per_hour=local.price_per_hour,
                 cost_usd=cost, fits_memory=True, memory_bytes=float(run.peak_memory_bytes or 0),

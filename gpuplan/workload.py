@@ -103,6 +103,13 @@ def resolve_model(model: str) -> ModelArch:
 
 def _hub_arch(repo_id: str) -> ModelArch:
     """Fetch only config.json of a Hub model (kilobytes); offline, say how to work around it."""
+    from gpuplan.calibration.hub import hub_online
+
+    if not hub_online():  # offline, the Hub client retries for most of a minute before it gives up
+        raise GpuplanError(
+            f"the Hugging Face Hub is not reachable to fetch config.json of {repo_id!r}; "
+            "download the model folder and pass its path, or use a built-in name"
+        )
     try:
         from huggingface_hub import hf_hub_download
 

@@ -211,6 +211,16 @@ def test_local_plan_uses_the_measured_step_time():
     assert est.recommendation.instance == "local"
 
 
+def test_local_plan_counts_the_warm_up_steps_once_and_uses_the_mean_step():
+    wl = build_workload(num_examples=320, epochs=1)
+    cal = _calibration(None, 2.0, 1.5, kind="cpu")
+    for r in cal.runs:
+        r.warmup_steps, r.step_seconds_mean = 2, r.step_seconds * 1.1
+    est = estimate(workload=wl, offers=[], calibrations=[cal], local=LocalMachine())
+    fp32 = next(p for p in est.plans if p.precision == "fp32")
+    assert fp32.hours * 3600 == pytest.approx(20.0 + 8 * 2.2)
+
+
 def test_local_needs_a_matching_calibration():
     with pytest.raises(GpuplanError, match="--gpu local needs a measurement"):
         estimate(offers=[], local=LocalMachine())
