@@ -196,7 +196,7 @@ def plan_local(workload: Workload, calibrations: Sequence[CalibrationResult], lo
                 steps=steps, warmup_seconds=run.warmup_seconds, train_seconds=train, startup_seconds=0.0,
                 hours=total / 3600, billed_seconds=math.ceil(total), price_per_hour=local.price_per_hour,
                 cost_usd=cost, fits_memory=True, memory_bytes=float(run.peak_memory_bytes or 0),
-                max_batch_size=run.batch_size, source="measured", notes=[f"measured on {cal.device.name}"],
+                max_batch_size=run.batch_size, source="measured",
             ))
     return plans
 

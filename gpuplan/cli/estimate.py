@@ -111,8 +111,12 @@ def _recommendation_text(est: Estimate) -> str:
         b = r.baseline
         text += (f"\nAgainst {b.instance} {b.precision} {b.market} ({render.duration(b.hours * 3600)}, "
                  f"{render.usd(b.cost_usd)}): {r.speedup:.2f}x faster, ")
-        text += (f"saves {render.usd(r.saving_usd)} ({r.saving_pct:.0%})." if r.saving_usd >= 0 and r.saving_pct
-                 is not None else f"costs {render.usd(-r.saving_usd)} more.")
+        if abs(r.saving_usd) < 0.005:
+            text += "same cost."
+        elif r.saving_usd > 0:
+            text += f"saves {render.usd(r.saving_usd)}" + (f" ({r.saving_pct:.0%})." if r.saving_pct is not None else ".")
+        else:
+            text += f"costs {render.usd(-r.saving_usd)} more."
     return text
 
 

@@ -72,7 +72,7 @@ def learn(workload: Workload, catalog: Catalog, calibrations: Sequence[Calibrati
     if lessons.time_factor:
         lessons.notes.append("model corrected by calibration: " + ", ".join(
             f"{p} x{c:.2f}" for p, c in sorted(lessons.time_factor.items())))
-    elif lessons.flops_scale != 1.0:
+    elif abs(lessons.flops_scale - 1) > 0.02:
         lessons.notes.append(f"compute scaled by the traced graph's FLOPs: x{lessons.flops_scale:.2f}")
     return lessons
 
