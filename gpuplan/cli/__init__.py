@@ -74,19 +74,8 @@ def _root(
     """Estimate how long and how much a BERT fine-tune costs on each GPU, fp32 vs mixed precision."""
 
 
-def _register() -> None:
-    # Each module adds its commands to `app`; imports stay light (no TensorFlow, no boto3 at import time).
-    import importlib
-
-    for name in ("estimate", "gpus", "calibrate", "launch", "prices"):
-        try:
-            importlib.import_module(f"gpuplan.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"gpuplan.cli.{name}":
-                raise
-
-
-_register()
+# Each module adds its commands to `app` when imported; none imports TensorFlow or boto3 at import time.
+from gpuplan.cli import calibrate, estimate, gpus, launch, prices  # noqa: E402,F401
 
 
 def main() -> None:
