@@ -16,6 +16,7 @@ from cloud_helpers import (ENDPOINT, FakeInstances, ec2, fail_operation, gpuplan
                            patch_response, s3, tags, upload_result)
 from typer.testing import CliRunner
 
+import gpuplan
 from gpuplan.cli import app
 from gpuplan.cloud import aws as aws_mod
 from gpuplan.cloud import fleet
@@ -510,3 +511,20 @@ def test_bad_flags(cloud, args, fragment):
 def test_no_answer_to_the_prompt_asks_for_yes(cloud):
     failed(invoke("launch", "--instance", "g4dn.xlarge", input=""), "pass --yes to launch without asking")
     assert gpuplan_instances() == []
+
+
+def test_from_a_source_checkout_the_instance_gets_this_very_gpuplan(cloud):
+    # The checkout may differ from every PyPI release, so the client builds its own wheel and ships it.
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch()
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert "installs this gpuplan, built as a wheel from" in result.stderr
+    (inst,) = gpuplan_instances()
+    lid = tags(inst)["gpuplan:launch-id"]
+    keys = {o["Key"] for o in s3().list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert f"gpuplan/{lid}/gpuplan-{gpuplan.__version__}-py3-none-any.whl" in keys
+    script = base64.b64decode(ec2().describe_instance_attribute(
+        InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
+    assert f"WHEEL_URI=s3://{BUCKET}/gpuplan/{lid}/gpuplan-{gpuplan.__version__}-py3-none-any.whl" in script

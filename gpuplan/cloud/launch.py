@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -87,6 +88,7 @@ class LaunchPlan(BaseModel):
     max_minutes: int
     timeout_minutes: float
     wheel: Path | None = None
+    build_from: Path | None = Field(None, description="a source checkout to build this gpuplan's wheel from")
     model_file: Path | None = Field(None, description="a local config.json to ship to the instance")
     calibrate_args: list[str]
     targets: list[TargetPlan]
@@ -161,7 +163,7 @@ def plan_launch(request: LaunchRequest, catalog: Catalog, clients: Clients) -> L
         ami=ami, instance_profile=profile, instance_profile_exists=res.instance_profile_exists(clients, profile),
         vpc_id=vpc, security_group_id=res.find_security_group(clients, vpc), spot=request.spot,
         max_minutes=request.max_minutes, timeout_minutes=request.timeout_minutes or request.max_minutes + 5,
-        wheel=request.wheel, model_file=model_file,
+        wheel=request.wheel, build_from=None if request.wheel else source_checkout(), model_file=model_file,
         calibrate_args=calibrate_args(request.workload, steps=request.steps, ship_model=model_file is not None,
                                       extra=request.extra_calibrate_args),
         targets=[plan_target(catalog, t, clients.region, request, bucket) for t in request.instance_types],
@@ -217,6 +219,38 @@ def dry_run(plan: LaunchPlan, clients: Clients) -> list[str]:
     return lines
 
 
+def source_checkout() -> Path | None:
+    """The project folder when this gpuplan runs from a source checkout (an editable install), else None.
+
+    The instance must run the client's own code; a checkout may differ from every release on PyPI.
+    """
+    import gpuplan
+
+    root = Path(gpuplan.__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "gpuplan" / "cli").is_dir() else None
+
+
+@functools.cache
+def build_wheel(source: Path) -> Path:
+    """Build the checkout's wheel once per process (seconds), without its dependencies."""
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="gpuplan-wheel-"))
+    # Without build isolation when setuptools is here: no download, and the same build the checkout uses.
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation, "-w", str(out),
+                           str(source)], capture_output=True, text=True)
+    wheels = sorted(out.glob("gpuplan-*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr.strip().splitlines() or ["no wheel was written"])[-1]
+        raise GpuplanError(f"could not build this gpuplan's wheel from {source} ({last}); build one with "
+                           "`python -m pip wheel --no-deps -w dist .` and pass --wheel dist/gpuplan-*.whl")
+    return wheels[-1]
+
+
 class Prepared(BaseModel):
     security_group_id: str
     wheel_uri: str = ""
@@ -240,9 +274,10 @@ def prepare(plan: LaunchPlan, clients: Clients) -> Prepared:
     prepared = Prepared(security_group_id=group, created=created, profile_created=profile_created)
     shared = f"{res.RESULTS_PREFIX}{plan.targets[0].launch_id}"
     with aws_errors(f"upload to s3://{plan.bucket}/{shared}/ (s3:PutObject)", region=clients.region):
-        if plan.wheel is not None:
-            key = f"{shared}/{Path(plan.wheel).name}"
-            clients.s3.upload_file(str(plan.wheel), plan.bucket, key)
+        wheel = plan.wheel or (build_wheel(plan.build_from) if plan.build_from else None)
+        if wheel is not None:
+            key = f"{shared}/{Path(wheel).name}"
+            clients.s3.upload_file(str(wheel), plan.bucket, key)
             prepared.wheel_uri = f"s3://{plan.bucket}/{key}"
         if plan.model_file is not None:
             key = f"{shared}/model/config.json"
@@ -300,6 +335,7 @@ def describe_plan(plan: LaunchPlan) -> list[str]:
     made = "exists, used as it is"
     root = max(plan.ami.root_gib + ROOT_EXTRA_GIB, 100)
     install = f"the wheel {Path(plan.wheel).name} (shipped via S3)" if plan.wheel else \
+        f"this gpuplan, built as a wheel from {plan.build_from} (shipped via S3)" if plan.build_from else \
         BootstrapParams.model_fields["install_spec"].default + " from PyPI"
     new_bucket = (f"to create: private, encrypted, results under {res.RESULTS_PREFIX} expire after "
                   f"{res.RESULT_EXPIRY_DAYS} days")
