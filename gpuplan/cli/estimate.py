@@ -122,9 +122,9 @@ def _recommendation_text(est: Estimate) -> str:
 
 @app.command()
 def estimate(
-    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="GPU key (repeatable), e.g. v100, a10g; 'local' "
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", metavar="KEY", help="GPU key (repeatable), e.g. v100, a10g; 'local' "
                                                   "adds this machine (needs --calibrate or --calibration).")] = None,
-    instance: Annotated[list[str] | None, typer.Option("--instance", help="Instance type (repeatable).")] = None,
+    instance: Annotated[list[str] | None, typer.Option("--instance", metavar="TYPE", help="Instance type (repeatable).")] = None,
     model: ModelOpt = None,
     seq_len: SeqLenOpt = None,
     batch_size: BatchSizeOpt = None,

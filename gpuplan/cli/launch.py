@@ -21,7 +21,7 @@ AwsRegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region. 
 
 @app.command()
 def launch(
-    instance: Annotated[list[str], typer.Option("--instance", help="EC2 instance type to measure on (repeatable: "
+    instance: Annotated[list[str], typer.Option("--instance", metavar="TYPE", help="EC2 instance type to measure on (repeatable: "
                                                 "several run in parallel), e.g. g5.xlarge.")],
     model: ModelOpt = None,
     seq_len: SeqLenOpt = None,
