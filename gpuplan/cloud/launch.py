@@ -233,14 +233,19 @@ def source_checkout() -> Path | None:
 @functools.cache
 def build_wheel(source: Path) -> Path:
     """Build the checkout's wheel once per process (seconds), without its dependencies."""
-    import importlib.util
     import subprocess
     import sys
     import tempfile
+    from importlib.metadata import PackageNotFoundError, version
 
     out = Path(tempfile.mkdtemp(prefix="gpuplan-wheel-"))
-    # Without build isolation when setuptools is here: no download, and the same build the checkout uses.
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    # Without build isolation when a recent enough setuptools is here (pyproject's build-system asks for 77+):
+    # no download. Otherwise pip fetches the build backend, as any source install does.
+    try:
+        recent = int(version("setuptools").split(".")[0]) >= 77
+    except (PackageNotFoundError, ValueError):
+        recent = False
+    isolation = ["--no-build-isolation"] if recent else []
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation, "-w", str(out),
                            str(source)], capture_output=True, text=True)
     wheels = sorted(out.glob("gpuplan-*.whl"))
