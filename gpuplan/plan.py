@@ -243,22 +243,22 @@ def recommend(plans: list[Plan], *, deadline_hours: float | None = None, budget_
         return None, ["no plan fits in GPU memory: lower --batch-size or --seq-len"]
     cheapest = min(fitting, key=lambda p: (p.cost_usd, p.hours))
     fastest = min(fitting, key=lambda p: (p.hours, p.cost_usd))
-    if deadline_hours is not None:
-        ok = [p for p in fitting if p.hours <= deadline_hours]
-        if ok:
-            pick, reason = min(ok, key=lambda p: (p.cost_usd, p.hours)), f"cheapest that finishes within {deadline_hours:g} h"
-        else:
-            pick, reason = fastest, f"fastest: no plan finishes within {deadline_hours:g} h"
-            notes.append(f"no plan meets the {deadline_hours:g} h deadline; the fastest takes {fastest.hours:.2f} h")
-    elif budget_usd is not None:
-        ok = [p for p in fitting if p.cost_usd <= budget_usd]
-        if ok:
-            pick, reason = min(ok, key=lambda p: (p.hours, p.cost_usd)), f"fastest within ${budget_usd:g}"
-        else:
-            pick, reason = cheapest, f"cheapest: no plan costs ${budget_usd:g} or less"
-            notes.append(f"no plan fits the ${budget_usd:g} budget; the cheapest costs ${cheapest.cost_usd:.2f}")
-    else:
+    limits = ([f"finishes within {deadline_hours:g} h"] if deadline_hours is not None else []) + \
+        ([f"costs at most ${budget_usd:g}"] if budget_usd is not None else [])
+    ok = [p for p in fitting if (deadline_hours is None or p.hours <= deadline_hours)
+          and (budget_usd is None or p.cost_usd <= budget_usd)]
+    if not limits:
         pick, reason = cheapest, "cheapest"
+    elif ok and deadline_hours is not None:  # a deadline (and maybe a budget): the cheapest plan that meets them
+        pick, reason = min(ok, key=lambda p: (p.cost_usd, p.hours)), "cheapest that " + " and ".join(limits)
+    elif ok:  # a budget alone: the fastest plan within it
+        pick, reason = min(ok, key=lambda p: (p.hours, p.cost_usd)), f"fastest within ${budget_usd:g}"
+    else:
+        # Nothing meets the limits: the one plan that comes closest on the limit the user named first.
+        pick = fastest if deadline_hours is not None else cheapest
+        reason = ("fastest" if pick is fastest else "cheapest") + ": no plan " + " and ".join(limits)
+        notes.append(f"no plan {' and '.join(limits)}; the fastest takes {fastest.hours:.2f} h, the cheapest "
+                     f"costs ${cheapest.cost_usd:.2f}")
     baseline = _baseline(fitting, baseline_gpu)
     rec = Recommendation(
         instance=pick.instance, region=pick.region, gpu=pick.gpu, gpu_count=pick.gpu_count, precision=pick.precision,

@@ -127,7 +127,7 @@ def test_deadline_picks_the_cheapest_plan_that_makes_it():
 
 def test_impossible_deadline_recommends_the_fastest_and_says_so():
     est = estimate(deadline_hours=0.01)
-    assert "no plan meets the 0.01 h deadline" in " ".join(est.notes)
+    assert "no plan finishes within 0.01 h; the fastest takes" in " ".join(est.notes)
     fitting = [p for p in est.plans if p.fits_memory]
     assert est.recommendation.hours == min(p.hours for p in fitting)
 
@@ -139,6 +139,19 @@ def test_budget_picks_the_fastest_plan_within_it():
     rec = estimate(workload=wl, budget_usd=budget).recommendation
     assert rec.cost_usd <= budget
     assert rec.hours == min(p.hours for p in plans if p.cost_usd <= budget)
+
+
+def test_deadline_and_budget_together_must_both_hold():
+    wl = build_workload(num_examples=200000, epochs=3)
+    plans = [p for p in estimate(workload=wl).plans if p.fits_memory]
+    deadline = sorted(p.hours for p in plans)[len(plans) // 2]
+    within = [p for p in plans if p.hours <= deadline]
+    budget = sorted(p.cost_usd for p in within)[-1]  # the dearest plan that makes the deadline: a real constraint
+    rec = estimate(workload=wl, deadline_hours=deadline, budget_usd=budget).recommendation
+    assert rec.hours <= deadline and rec.cost_usd <= budget
+    assert rec.reason == f"cheapest that finishes within {deadline:g} h and costs at most ${budget:g}"
+    impossible = estimate(workload=wl, deadline_hours=deadline, budget_usd=0.0001)
+    assert "no plan finishes within" in " ".join(impossible.notes) and "costs at most $0.0001" in " ".join(impossible.notes)
 
 
 def test_baseline_gpu_and_bad_limits():
