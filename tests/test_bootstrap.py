@@ -16,6 +16,7 @@ import pytest
 from cloud_helpers import ENDPOINT, FakeInstances, ec2, gpuplan_instances, live_instances, s3, tags
 from typer.testing import CliRunner
 
+import gpuplan
 from gpuplan.calibration.result import CalibrationResult
 from gpuplan.cli import app
 from gpuplan.cloud import fleet
@@ -151,8 +152,11 @@ def test_launch_runs_its_own_user_data_with_the_real_calibrate(sandbox, monkeypa
     assert result.exit_code == 0, result.output
 
     calls = sandbox["calls"].read_text().splitlines()
+    # From this source checkout the client built its own wheel; the instance installs that, not a PyPI release.
+    wheel = f"gpuplan-{gpuplan.__version__}-py3-none-any.whl"
     assert calls == ["shutdown -h +20", "pip install --upgrade pip",
-                     "pip install gpuplan==0.1.0 tensorflow[and-cuda]==2.21.*", "shutdown -h now"]
+                     f"pip install {sandbox['work']}/{wheel} tensorflow[and-cuda]==2.21.*", "shutdown -h now"]
+    assert (sandbox["work"] / wheel).read_bytes()[:2] == b"PK"  # the real wheel, fetched from S3
     (inst,) = gpuplan_instances()
     lid = tags(inst)["gpuplan:launch-id"]
     uploaded = CalibrationResult.model_validate_json(get(f"gpuplan/{lid}/result.json"))
