@@ -11,8 +11,9 @@ from gpuplan.workload import ModelArch
 # layer: about 14 hidden-sized tensors (input, Q, K, V and their transposes, context, masks, layer-norm inputs and
 # outputs) and 4 intermediate-sized ones (bias add, the GELU's internals, its output) = 30h, plus scores,
 # softmax, dropout mask and dropout output over the attention scores = 4*a*s. Raised to 40h for the transients
-# alive at the peak of the backward pass, which reproduces Google's published largest batches for BERT on a 12 GB
-# GPU (BERT-Base seq 128: 32; BERT-Large seq 128: 6; google-research/bert README) within one or two samples.
+# alive at the peak of the backward pass, which comes within about a third of Google's published largest batches
+# for BERT on a 12 GB GPU (google-research/bert README, seq 128: BERT-Base 32, we say 39; BERT-Large 6, we say 8),
+# still on the optimistic side.
 # Megatron's fused kernels need about half this (Korthikanti et al. 2022: 34h + 5as bytes at 16 bits).
 ACT_ELEMS_HIDDEN = 40
 ACT_ELEMS_SCORES = 4
