@@ -142,7 +142,8 @@ def test_launch_runs_its_own_user_data_with_the_real_calibrate(sandbox, monkeypa
     result = CliRunner().invoke(app, [
         "launch", "--instance", "g4dn.xlarge", "--yes", "--bucket", BUCKET, "--format", "json", "--model", str(model),
         "--batch-size", "2", "--seq-len", "16", "--precision", "fp32", "--steps", "2",
-        "--calibrate-arg=--warmup-steps=1",
+        "--calibrate-arg=--warmup-steps=1", "--dataset", str(Path(__file__).parent / "data" / "reviews.csv"),
+        "--text-column", "review", "--label-column", "sentiment",
         "--max-minutes", "20", "--save", "results"])
     fake.join()
     assert fake.error is None
@@ -163,6 +164,9 @@ def test_launch_runs_its_own_user_data_with_the_real_calibrate(sandbox, monkeypa
     assert uploaded.workload.arch.hidden_size == 64 and uploaded.workload.batch_size == 2
     (run,) = uploaded.runs
     assert run.measured and run.steps == 2 and run.seq_len == 16
+    # The dataset travelled through S3 and the instance tokenized it: its statistics came back.
+    assert uploaded.dataset is not None and uploaded.dataset.num_examples == 96
+    assert "step: fetch the dataset shipped by the client" in get(f"gpuplan/{lid}/bootstrap.log")
     assert "step: upload the result" in get(f"gpuplan/{lid}/bootstrap.log")
     (saved,) = (sandbox["tmp"] / "results").glob("*.json")
     assert CalibrationResult.model_validate_json(saved.read_text()).device.instance_type == "g4dn.xlarge"

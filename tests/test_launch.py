@@ -528,3 +528,34 @@ def test_from_a_source_checkout_the_instance_gets_this_very_gpuplan(cloud):
     script = base64.b64decode(ec2().describe_instance_attribute(
         InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
     assert f"WHEEL_URI=s3://{BUCKET}/gpuplan/{lid}/gpuplan-{gpuplan.__version__}-py3-none-any.whl" in script
+
+
+def test_a_local_dataset_is_checked_here_and_shipped_through_s3(cloud, tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,stars\nGreat film,1\nDull film,0\nLovely,1\nAwful,0\n")
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch("--dataset", str(data), "--text-column", "review", "--label-column", "stars")
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert "--dataset <your reviews.csv, shipped via S3>" in result.stderr
+    (inst,) = gpuplan_instances()
+    lid = tags(inst)["gpuplan:launch-id"]
+    assert s3().get_object(Bucket=BUCKET, Key=f"gpuplan/{lid}/data/reviews.csv")["Body"].read() == data.read_bytes()
+    script = base64.b64decode(ec2().describe_instance_attribute(
+        InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
+    assert f"DATASET_URI=s3://{BUCKET}/gpuplan/{lid}/data/reviews.csv" in script
+    assert "--text-column review --label-column stars" in script
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dataset", "missing.csv"], "dataset file missing.csv does not exist"),
+    (["--dataset", "{data}", "--text-column", "body"], "has no column 'body'"),
+])
+def test_a_bad_dataset_fails_before_anything_is_created(cloud, tmp_path, args, message):
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,label\nGreat film,1\nDull film,0\n")
+    result = launch(*[a.format(data=data) for a in args])
+    failed(result, message)
+    assert gpuplan_instances() == []
+    assert BUCKET not in [b["Name"] for b in s3().list_buckets()["Buckets"]]  # nothing was created

@@ -55,6 +55,10 @@ def launch(
                                                             "--calibrate-arg=--warmup-steps=2.")] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Also write each calibration result (JSON) into "
                                               "this folder.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Your data: a CSV or JSON Lines file (checked "
+                                                "here, shipped via S3) or a Hub dataset name. [default: synthetic]")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", help="With --dataset: column with the texts.")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column", help="With --dataset: column with the labels.")] = "label",
     fmt: FormatOpt = "table",
 ) -> None:
     """Measure on EC2 GPUs, always terminate them, print the estimate. Example: gpuplan launch --instance g5.xlarge"""
@@ -69,7 +73,8 @@ def launch(
     select_offers(cat, instances=instance)  # an unknown type fails here, with the nearest names
     request = cl.new_request(workload=wl, instance_types=instance, region=region, spot=spot, bucket=bucket,
                              ami_id=ami_id, instance_profile=instance_profile, wheel=wheel, timeout_minutes=timeout,
-                             max_minutes=max_minutes, steps=steps, extra_calibrate_args=calibrate_arg or [])
+                             max_minutes=max_minutes, steps=steps, extra_calibrate_args=calibrate_arg or [],
+                             dataset=dataset, text_column=text_column, label_column=label_column)
     clients = make_clients(region)
     plan = cl.plan_launch(request, cat, clients)
     for line in cl.describe_plan(plan):

@@ -25,6 +25,7 @@ class BootstrapParams(BaseModel):
     tf_spec: str = TF_SPEC
     wheel_uri: str = ""
     model_uri: str = Field("", description="s3:// URI of a config.json shipped by the client (a local --model)")
+    dataset_uri: str = Field("", description="s3:// URI of a dataset file shipped by the client (a local --dataset)")
     calibrate_args: list[str] = []
 
 
@@ -48,7 +49,7 @@ def render_user_data(params: BootstrapParams) -> str:
     values = {
         "LAUNCH_ID": params.launch_id, "RESULT_URI": params.result_uri, "LOG_URI": params.log_uri,
         "MAX_MINUTES": str(params.max_minutes), "INSTALL_SPEC": params.install_spec, "TF_SPEC": params.tf_spec,
-        "WHEEL_URI": params.wheel_uri, "MODEL_URI": params.model_uri,
+        "WHEEL_URI": params.wheel_uri, "MODEL_URI": params.model_uri, "DATASET_URI": params.dataset_uri,
     }
     lines = [f"{k}={shlex.quote(v)}" for k, v in values.items()]
     lines.append(f"CALIBRATE_ARGS=({' '.join(shlex.quote(a) for a in params.calibrate_args)})")

@@ -112,6 +112,13 @@ if [ -n "$MODEL_URI" ]; then
   CALIBRATE_ARGS+=(--model "$WORKDIR/model")
 fi
 
+if [ -n "$DATASET_URI" ]; then
+  step "fetch the dataset shipped by the client"
+  mkdir -p "$WORKDIR/data"
+  s3cp "$DATASET_URI" "$WORKDIR/data/${DATASET_URI##*/}"
+  CALIBRATE_ARGS+=(--dataset "$WORKDIR/data/${DATASET_URI##*/}")
+fi
+
 step "install $INSTALL_SPEC and $TF_SPEC"
 pip_install --upgrade pip
 pip_install "$INSTALL_SPEC" "$TF_SPEC"

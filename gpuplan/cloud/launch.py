@@ -45,6 +45,9 @@ class LaunchRequest(BaseModel):
     max_minutes: int = Field(45, gt=0)
     steps: int | None = Field(None, gt=0)
     extra_calibrate_args: list[str] = []
+    dataset: str | None = Field(None, description="a CSV/JSON Lines file (shipped through S3) or a Hub dataset name")
+    text_column: str = "text"
+    label_column: str = "label"
 
 
 FLAG_OF = {"timeout_minutes": "--timeout", "max_minutes": "--max-minutes", "steps": "--steps",
@@ -90,6 +93,7 @@ class LaunchPlan(BaseModel):
     wheel: Path | None = None
     build_from: Path | None = Field(None, description="a source checkout to build this gpuplan's wheel from")
     model_file: Path | None = Field(None, description="a local config.json to ship to the instance")
+    dataset_file: Path | None = Field(None, description="a local dataset file to ship to the instance")
     calibrate_args: list[str]
     targets: list[TargetPlan]
 
@@ -143,12 +147,34 @@ def plan_target(catalog: Catalog, instance_type: str, region: str, request: Laun
     )
 
 
+def check_dataset(request: LaunchRequest) -> tuple[Path | None, list[str]]:
+    """Read a local dataset here first, so that a misspelt column fails before anything is paid for.
+
+    Returns the file to ship and the calibrate flags for it. A Hub dataset name is passed on as it is.
+    """
+    if request.dataset is None:
+        return None, []
+    from gpuplan.calibration.data import JSON_SUFFIXES, TABULAR_SUFFIXES, load_labeled_texts
+
+    columns = ["--text-column", request.text_column, "--label-column", request.label_column]
+    path = Path(request.dataset).expanduser()
+    if path.is_dir():
+        raise GpuplanError(f"--dataset {request.dataset} is a folder; launch ships one file: save the data as CSV or "
+                           "JSON Lines")
+    if path.is_file() or path.suffix.lower() in (*TABULAR_SUFFIXES, *JSON_SUFFIXES):
+        # Raises the one-line error for a missing file, an unknown column or labels that aren't classes.
+        load_labeled_texts(path, request.text_column, request.label_column, online=False)
+        return path, columns
+    return None, ["--dataset", request.dataset, *columns]
+
+
 def plan_launch(request: LaunchRequest, catalog: Catalog, clients: Clients) -> LaunchPlan:
     """Read-only: what would be created and used, and what it should cost. Creates nothing."""
     if len(set(request.instance_types)) != len(request.instance_types):
         raise GpuplanError("an instance type is given twice; each --instance launches one instance")
     if request.wheel is not None and not Path(request.wheel).is_file():
         raise GpuplanError(f"wheel {request.wheel} does not exist; build one with `python -m build --wheel`")
+    dataset_file, data_args = check_dataset(request)  # before any AWS call: data mistakes cost nothing
     account = res.account_id(clients)
     for instance_type in request.instance_types:
         res.check_instance_type(clients, instance_type)
@@ -164,8 +190,9 @@ def plan_launch(request: LaunchRequest, catalog: Catalog, clients: Clients) -> L
         vpc_id=vpc, security_group_id=res.find_security_group(clients, vpc), spot=request.spot,
         max_minutes=request.max_minutes, timeout_minutes=request.timeout_minutes or request.max_minutes + 5,
         wheel=request.wheel, build_from=None if request.wheel else source_checkout(), model_file=model_file,
+        dataset_file=dataset_file,
         calibrate_args=calibrate_args(request.workload, steps=request.steps, ship_model=model_file is not None,
-                                      extra=request.extra_calibrate_args),
+                                      extra=data_args + request.extra_calibrate_args),
         targets=[plan_target(catalog, t, clients.region, request, bucket) for t in request.instance_types],
     )
 
@@ -260,6 +287,7 @@ class Prepared(BaseModel):
     security_group_id: str
     wheel_uri: str = ""
     model_uri: str = ""
+    dataset_uri: str = ""
     created: list[str] = []
     profile_created: bool = False
 
@@ -284,6 +312,10 @@ def prepare(plan: LaunchPlan, clients: Clients) -> Prepared:
             key = f"{shared}/{Path(wheel).name}"
             clients.s3.upload_file(str(wheel), plan.bucket, key)
             prepared.wheel_uri = f"s3://{plan.bucket}/{key}"
+        if plan.dataset_file is not None:
+            key = f"{shared}/data/{plan.dataset_file.name}"
+            clients.s3.upload_file(str(plan.dataset_file), plan.bucket, key)
+            prepared.dataset_uri = f"s3://{plan.bucket}/{key}"
         if plan.model_file is not None:
             key = f"{shared}/model/config.json"
             clients.s3.upload_file(str(plan.model_file), plan.bucket, key)
@@ -295,6 +327,7 @@ def user_data(plan: LaunchPlan, prepared: Prepared, target: TargetPlan) -> str:
     params = BootstrapParams(
         launch_id=target.launch_id, region=plan.region, result_uri=target.result_uri, log_uri=target.log_uri,
         max_minutes=plan.max_minutes, wheel_uri=prepared.wheel_uri, model_uri=prepared.model_uri,
+        dataset_uri=prepared.dataset_uri,
         calibrate_args=plan.calibrate_args,
     )
     return render_user_data(params)
@@ -362,7 +395,8 @@ def describe_plan(plan: LaunchPlan) -> list[str]:
         f"off after {plan.max_minutes} min; gpuplan waits {plan.timeout_minutes:g} min, then terminates it",
         f"  installs {install} and {BootstrapParams.model_fields['tf_spec'].default}",
         f"  runs: gpuplan calibrate {' '.join(plan.calibrate_args)}"
-        + (f" --model <your {plan.model_file.name}, shipped via S3>" if plan.model_file else ""),
+        + (f" --model <your {plan.model_file.name}, shipped via S3>" if plan.model_file else "")
+        + (f" --dataset <your {plan.dataset_file.name}, shipped via S3>" if plan.dataset_file else ""),
         f"Expected cost of the calibration: ~{_money(plan.expected_usd)} (boot ~5 min, install ~5 min, "
         f"~2 min per precision); at most {_money(plan.max_usd)} if every watchdog fires.",
     ]
