@@ -116,16 +116,16 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
     path = precision_path(gpu, precision)
     mixed = precision == "mixed"
     notes: list[str] = []
-    measured = measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
-    measured_single = measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
     correction = 1.0
     warmup = 0.0
-    if measured is not None:
+    measured = measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
+    if measured is not None:  # measured on this very instance shape: nothing to model
         step, warmup = measured
         source: Literal["model", "measured"] = "measured"
-        single = step
         scaling = 1.0
     else:
+        # One GPU measured or modelled, then the all-reduce between this instance's GPUs on top.
+        measured_single = measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
         if measured_single is not None:
             single, warmup = measured_single
             source = "measured"

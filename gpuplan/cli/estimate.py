@@ -181,8 +181,10 @@ def estimate(
         calibrations.append(run_calibration(wl, steps=steps, dataset=dataset, text_column=text_column,
                                             label_column=label_column, progress=ProgressBar(),
                                             notify=lambda m: render.note(f"note: {m}")))
-    wl = with_dataset_size(wl, calibrations, explicit=num_examples is not None or _file_sets(workload, "num_examples"))
-    offers = select_offers(cat, gpus=gpus, instances=instance, region=region)
+    if any(c.dataset is not None for c in calibrations):  # only then does it matter whether the size was given
+        wl = with_dataset_size(wl, calibrations,
+                               explicit=num_examples is not None or _file_sets(workload, "num_examples"))
+    offers = select_offers(cat, gpus=gpus, instances=instance)  # the catalog holds only --region's offers already
     est = make_estimate(wl, offers, cat, calibrations=calibrations, spot=spot, deadline_hours=deadline,
                         budget_usd=budget, sort=sort, baseline_gpu=baseline, local=local)
     render_estimate(est, fmt, plot)

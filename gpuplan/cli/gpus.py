@@ -31,8 +31,8 @@ def gpus(
     render.check_format(fmt)
     cat = load_catalog(catalog, region=region)
     specs = [find_gpu(cat, gpu)] if gpu else cat.gpus
-    offers = select_offers(cat, gpus=[g.key for g in specs], region=region) if gpu else \
-        [o for o in cat.offers if region is None or o.region == region]
+    # load_catalog kept only --region's offers, so no second filter here.
+    offers = select_offers(cat, gpus=[g.key for g in specs]) if gpu else cat.offers
     rows = []
     for spec in specs:
         base = {"gpu": spec.key, **spec.model_dump(exclude={"key", "source", "notes"}),
