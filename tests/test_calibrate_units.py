@@ -12,7 +12,8 @@ from gpuplan.calibration.data import encode_labels, load_labeled_texts
 from gpuplan.calibration.device import choose_mixed_policy, cpu_info, gpu_key_for
 from gpuplan.calibration.progress import ProgressBar
 from gpuplan.calibration.result import DeviceInfo
-from gpuplan.calibration.tokenize import mean_padded_len, pad_to, percentile, train_wordpiece
+from gpuplan.calibration.tokenize import mean_padded_len, pad_to, train_wordpiece
+from gpuplan.stats import percentile
 from gpuplan.calibration.train import largest_fitting_batch
 from gpuplan.errors import GpuplanError
 

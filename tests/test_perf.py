@@ -8,6 +8,7 @@ from gpuplan.perf import fit as perf_fit
 from gpuplan.perf.flops import forward_matmul_flops, param_count, step_work, train_flops_per_step
 from gpuplan.perf.memory import fits, footprint, max_batch
 from gpuplan.perf.throughput import allreduce_seconds, precision_path, step_time
+from gpuplan.stats import percentile
 from gpuplan.workload import BUILTIN_MODELS
 from pricing import bundled_catalog
 
@@ -98,10 +99,10 @@ def test_stored_constants_reproduce_the_published_measurements():
     errors = [c.error for c in comps]
     naive = [c.naive_error for c in comps]
     assert len(comps) == 50
-    assert perf_fit.percentile(errors, 0.5) <= 0.10
-    assert perf_fit.percentile(errors, 0.9) <= 0.25
+    assert percentile(errors, 50) <= 0.10
+    assert percentile(errors, 90) <= 0.25
     # The point of the model: it beats the constant-fraction-of-peak model peers use.
-    assert perf_fit.percentile(naive, 0.5) > 2 * perf_fit.percentile(errors, 0.5)
+    assert percentile(naive, 50) > 2 * percentile(errors, 50)
 
 
 def test_refitting_gives_the_stored_constants(tmp_path):

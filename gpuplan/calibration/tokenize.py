@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplan.errors import GpuplanError, one_line
+from gpuplan.stats import percentile
 from gpuplan.workload import DatasetStats, ModelArch
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -103,15 +104,6 @@ def encode(tok: Any, texts: list[str], description: str, vocab_size: int) -> Enc
                            f"{vocab_size}; use the tokenizer that belongs to this model")
     pad = tok.token_to_id("[PAD]") if tok.token_to_id("[PAD]") is not None else tok.token_to_id("<pad>")
     return Encoded(ids=ids, pad_id=pad if pad is not None else 0, tokenizer=description, seconds=seconds)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks, as numpy's default does."""
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return float(s[lo] + (s[hi] - s[lo]) * (k - lo))
 
 
 def mean_padded_len(lengths: list[int], batch_size: int, seq_len: int, seed: int = 0) -> float:

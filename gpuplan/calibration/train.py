@@ -22,6 +22,7 @@ from gpuplan.calibration.graphflops import graph_flops
 from gpuplan.calibration.progress import Progress
 from gpuplan.calibration.result import CalibrationResult, DeviceInfo, RunResult
 from gpuplan.errors import GpuplanError
+from gpuplan.stats import percentile
 from gpuplan.workload import DatasetStats, Workload
 
 # Timed steps and warm-up steps when the caller doesn't say. A CPU step of BERT-base takes seconds and its
@@ -207,7 +208,7 @@ def _run_precision(tf: Any, device: DeviceInfo, source: Any, data: TrainData, wo
         steps=len(timed),
         warmup_seconds=t.warmup_seconds,
         step_seconds=statistics.median(timed),
-        step_seconds_p90=_p90(timed),
+        step_seconds_p90=percentile(timed, 90),
         step_seconds_mean=statistics.fmean(timed),
         samples_per_second=samples / statistics.median(timed),
         train_seconds=t.train_seconds,
@@ -340,12 +341,6 @@ def _fits(tf: Any, probe: Callable[[], Any]) -> bool:
 def _release(tf: Any) -> None:
     tf.keras.backend.clear_session()
     gc.collect()
-
-
-def _p90(values: list[float]) -> float:
-    from gpuplan.calibration.tokenize import percentile
-
-    return percentile(values, 90)
 
 
 def analytic_flops(workload: Workload) -> float | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplan.perf.throughput import CONSTANTS_FILE, load_constants, naive_step_seconds, step_time
+from gpuplan.stats import percentile
 from gpuplan.workload import BUILTIN_MODELS
 from pricing.catalog import bundled_catalog
 
@@ -195,13 +196,6 @@ def comparisons(constants: dict[str, Any] | None = None, data: list[Measurement]
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def report(comps: list[Comparison]) -> str:
     lines = []
     for kind in ("gpu ratio", "mixed speed-up", None):
@@ -210,8 +204,8 @@ def report(comps: list[Comparison]) -> str:
         e = [c.error for c in sel]
         n = [c.naive_error for c in sel]
         lines.append(
-            f"{name:15s} n={len(sel):3d}  model: median {statistics.median(e):6.1%}  p90 {percentile(e, 0.9):6.1%}"
-            f"   naive constant-fraction-of-peak: median {statistics.median(n):6.1%}  p90 {percentile(n, 0.9):6.1%}"
+            f"{name:15s} n={len(sel):3d}  model: median {statistics.median(e):6.1%}  p90 {percentile(e, 90):6.1%}"
+            f"   naive constant-fraction-of-peak: median {statistics.median(n):6.1%}  p90 {percentile(n, 90):6.1%}"
         )
     return "\n".join(lines)
 
