@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.errors import GpuplanError
 from gpuplan.perf.calibrated import Lessons, dataset_notes, learn, measured_step
 from gpuplan.perf.flops import param_count

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpuplan.errors import GpuplanError, did_you_mean, one_line
+from pricing.catalog import gpu_key_for_name
 from pricing.models import Catalog, GpuSpec, InstanceOffer
 
 # The Price List API has endpoints in us-east-1, eu-central-1 and ap-south-1 only; us-east-1 serves every region.
@@ -184,19 +184,10 @@ def gpu_shapes(ec2: Any, region: str) -> dict[str, Shape]:
 
 
 def gpu_key(shape: Shape, gpus: list[GpuSpec]) -> str | None:
-    """The catalog GPU key for an EC2 GPU name ("V100" + 32 GiB -> v100-32gb), or None when gpuplan has no specs."""
+    """The catalog GPU key for an EC2 GPU ("V100" + 32 GiB -> v100-32gb), or None when gpuplan has no specs."""
     if shape.partition < 1 or shape.gpu_count < 1 or shape.manufacturer.upper() != "NVIDIA":
         return None
-    name = re.sub(r"[^a-z0-9]+", "-", shape.gpu_name.lower()).strip("-")
-    candidates = [g for g in gpus if g.key == name or g.key.startswith(name + "-")]
-    mem_gib = shape.gpu_memory_mib / 1024
-    if not candidates:
-        return None
-    if mem_gib <= 0:
-        return candidates[0].key if len(candidates) == 1 else None
-    best = min(candidates, key=lambda g: abs(g.memory_gib - mem_gib))
-    # A10G and L4 report ~22.4 GiB usable of 24 GB; a GPU 20% off every spec we hold is another model.
-    return best.key if abs(best.memory_gib - mem_gib) <= 0.2 * best.memory_gib else None
+    return gpu_key_for_name(gpus, shape.gpu_name, shape.gpu_memory_mib / 1024 or None)
 
 
 # --- prices ----------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Query functions take the catalog as an argument so tests can pass a three-row on
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -303,6 +304,23 @@ def find_gpu(catalog: Catalog, key: str) -> GpuSpec:
         raise GpuplanError(
             f"unknown GPU {key!r}.{did_you_mean(key, keys)} Known GPUs: {', '.join(keys)} (see `gpuplan gpus`)"
         ) from None
+
+
+def gpu_key_for_name(gpus: list[GpuSpec], name: str, memory_gib: float | None = None) -> str | None:
+    """The catalog key of a GPU as TensorFlow or EC2 names it ('Tesla T4', 'NVIDIA A100-SXM4-80GB', EC2's 'V100'
+    with 32 GiB), or None when the catalog has no specs for it. The memory tells variants apart (A100 40/80 GB);
+    a device reports a little less than its datasheet, but one 20% off every variant we hold is another model."""
+    words = {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+    candidates = [g for g in gpus if g.key.split("-")[0] in words]
+    if not candidates:
+        return None
+    named = [g for g in candidates if any(w.endswith("gb") and w in g.key.split("-") for w in words)]
+    if named:
+        return named[0].key
+    if memory_gib:
+        best = min(candidates, key=lambda g: abs(g.memory_gib - memory_gib))
+        return best.key if abs(best.memory_gib - memory_gib) <= 0.2 * best.memory_gib else None
+    return min(candidates, key=lambda g: len(g.key)).key
 
 
 def select_offers(

@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from gpuplan.calibration.result import CalibrationResult, DeviceInfo, RunResult
+from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
 from gpuplan.workload import build_workload
 
 LIVE_STATES = ["pending", "running"]

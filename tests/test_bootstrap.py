@@ -17,7 +17,7 @@ from cloud_helpers import ENDPOINT, FakeInstances, ec2, gpuplan_instances, live_
 from typer.testing import CliRunner
 
 import gpuplan
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.cli import app
 from gpuplan.cloud import fleet
 from gpuplan.cloud import resources

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gpuplan.calibration.result import load_result
+from gpuplan.measurement import load_result
 from gpuplan.cli import app
 from gpuplan.workload import build_workload
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gpuplan.calibration.data import encode_labels, load_labeled_texts
+from gpuplan.calibration.data import load_labeled_texts
+from gpuplan.dataset import encode_labels
 from gpuplan.calibration.device import choose_mixed_policy, cpu_info, gpu_key_for
 from gpuplan.calibration.progress import ProgressBar
-from gpuplan.calibration.result import DeviceInfo
+from gpuplan.measurement import DeviceInfo
 from gpuplan.calibration.tokenize import mean_padded_len, pad_to, train_wordpiece
 from gpuplan.stats import percentile
 from gpuplan.calibration.train import largest_fitting_batch

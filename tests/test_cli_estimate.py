@@ -225,7 +225,7 @@ def test_the_console_script_and_module_entry_points():
 def _write_calibration(path, kind="cpu", gpu_key=None, batch=32, seq=128, model="bert-base-uncased"):
     import datetime as dt
 
-    from gpuplan.calibration.result import CalibrationResult, DeviceInfo, RunResult
+    from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
     from gpuplan.workload import DatasetStats, build_workload
 
     wl = build_workload(model=model, batch_size=batch, seq_len=seq)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from gpuplan.calibration.result import CalibrationResult, DeviceInfo, RunResult
+from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
 from gpuplan.errors import GpuplanError
 from gpuplan.perf.throughput import step_time
 from gpuplan.plan import LocalMachine, billed, make_estimate, mark_pareto, total_steps

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpuplan.calibration.result import DeviceInfo
+from gpuplan.measurement import DeviceInfo
 
 # CPU flags that give oneDNN native bfloat16 matrix multiplies; without them TF emulates bf16 (slowly).
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -72,18 +72,10 @@ def cpu_info(cpuinfo: str | None = None) -> tuple[str, set[str]]:
 
 
 def gpu_key_for(device_name: str, memory_gib: float | None = None) -> str | None:
-    """The catalog key of a GPU TensorFlow names, e.g. 'Tesla T4' -> 't4', 'NVIDIA A100-SXM4-80GB' -> 'a100-80gb'."""
-    from pricing.catalog import bundled_catalog
+    """The bundled catalog's key of a GPU TensorFlow names, e.g. 'Tesla T4' -> 't4'."""
+    from pricing.catalog import bundled_catalog, gpu_key_for_name
 
-    words = set(re.split(r"[^a-z0-9]+", device_name.lower()))
-    candidates = [g for g in bundled_catalog().gpus if g.key.split("-")[0] in words]
-    if not candidates:
-        return None
-    if memory_gib is not None and len(candidates) > 1:
-        # Variants differ by memory (A100 40/80 GB); the device reports a little less than the datasheet.
-        return min(candidates, key=lambda g: abs(g.memory_gib - memory_gib)).key
-    named = [g for g in candidates if any(w.endswith("gb") and w in g.key for w in words)]
-    return (named or sorted(candidates, key=lambda g: len(g.key)))[0].key
+    return gpu_key_for_name(bundled_catalog().gpus, device_name, memory_gib)
 
 
 def detect_device(tf: Any) -> DeviceInfo:

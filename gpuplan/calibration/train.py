@@ -20,7 +20,7 @@ from gpuplan import __version__
 from gpuplan.calibration.device import PeakMemory, choose_mixed_policy, detect_device, import_tf
 from gpuplan.calibration.graphflops import graph_flops
 from gpuplan.calibration.progress import Progress
-from gpuplan.calibration.result import CalibrationResult, DeviceInfo, RunResult
+from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
 from gpuplan.errors import GpuplanError
 from gpuplan.stats import percentile
 from gpuplan.workload import DatasetStats, Workload

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from gpuplan import render
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.cli import app
 from gpuplan.cli._options import (
     BatchSizeOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt, WorkloadOpt,

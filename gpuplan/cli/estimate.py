@@ -13,7 +13,7 @@ from gpuplan.cli._options import (
     BatchSizeOpt, CatalogOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, RegionOpt, SeqLenOpt,
     WorkloadOpt, workload_from_flags,
 )
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.errors import GpuplanError
 from gpuplan.plan import Estimate, LocalMachine, make_estimate
 from gpuplan.plot import check_plot_path
@@ -170,7 +170,7 @@ def estimate(
         raise GpuplanError("--dataset is read by the calibration: add --calibrate")
     calibrations = []
     if calibration is not None:
-        from gpuplan.calibration.result import load_result
+        from gpuplan.measurement import load_result
 
         calibrations.append(load_result(calibration))
         check_same_model(calibrations[-1].workload, wl, calibration)

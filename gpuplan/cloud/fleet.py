@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.cloud.aws import Clients, translate
 from gpuplan.cloud.launch import LaunchPlan, Prepared, TargetPlan, start_instance
 from gpuplan.cloud.wait import Cancelled, wait_for_result

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.cloud import resources as res
 from gpuplan.cloud.aws import Clients, aws_errors, error_code, error_message
 from gpuplan.cloud.bootstrap import BootstrapParams, calibrate_args, render_user_data
@@ -154,16 +154,16 @@ def check_dataset(request: LaunchRequest) -> tuple[Path | None, list[str]]:
     """
     if request.dataset is None:
         return None, []
-    from gpuplan.calibration.data import JSON_SUFFIXES, TABULAR_SUFFIXES, load_labeled_texts
+    from gpuplan.dataset import is_dataset_file_name, load_labeled_file
 
     columns = ["--text-column", request.text_column, "--label-column", request.label_column]
     path = Path(request.dataset).expanduser()
     if path.is_dir():
         raise GpuplanError(f"--dataset {request.dataset} is a folder; launch ships one file: save the data as CSV or "
                            "JSON Lines")
-    if path.is_file() or path.suffix.lower() in (*TABULAR_SUFFIXES, *JSON_SUFFIXES):
+    if path.is_file() or is_dataset_file_name(path):
         # Raises the one-line error for a missing file, an unknown column or labels that aren't classes.
-        load_labeled_texts(path, request.text_column, request.label_column, online=False)
+        load_labeled_file(path, request.text_column, request.label_column)
         return path, columns
     return None, ["--dataset", request.dataset, *columns]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.cloud.aws import Clients, aws_errors, error_code
 from gpuplan.cloud.launch import LaunchPlan, TargetPlan
 from gpuplan.errors import GpuplanError, one_line

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gpuplan.calibration.result import CalibrationResult
+from gpuplan.measurement import CalibrationResult
 from gpuplan.perf.flops import train_flops_per_step
 from gpuplan.perf.memory import footprint
 from gpuplan.perf.throughput import step_time
