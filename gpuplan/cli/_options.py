@@ -9,6 +9,7 @@ import typer
 
 from gpuplan.workload import Workload, build_workload
 
+# The workload: what is trained. estimate, calibrate and launch take all of these.
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="bert-base-uncased (default), bert-base-cased, bert-large-uncased, bert-large-cased, "
@@ -24,6 +25,20 @@ PrecisionOpt = Annotated[
 WorkloadOpt = Annotated[
     Path | None, typer.Option("--workload", help="YAML file with the workload; flags override it.")
 ]
+
+# The data a calibration trains on (calibrate, estimate --calibrate, launch).
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option("--dataset", help="Your data for the calibration: a CSV or JSON Lines file, a folder saved by "
+                                   "datasets, or a Hub dataset name. [default: synthetic tokens]"),
+]
+TextColumnOpt = Annotated[str, typer.Option("--text-column", help="With --dataset: column with the texts.")]
+LabelColumnOpt = Annotated[str, typer.Option("--label-column", help="With --dataset: column with the class labels.")]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option("--steps", help="Timed calibration steps per precision. [default: 5 on a CPU, 30 on a GPU]"),
+]
+
 CatalogOpt = Annotated[
     Path | None, typer.Option("--catalog", help="YAML file that adds or overrides GPUs and offers (never overwritten).")
 ]
