@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from gpuplan.measurement import CalibrationResult
 from gpuplan.errors import GpuplanError
@@ -23,9 +23,19 @@ from pricing.models import Catalog, InstanceOffer
 
 BILLING_MINIMUM_SECONDS = 60  # AWS per-second billing for Linux instances, 60 s minimum
 Market = Literal["on-demand", "spot"]
+SORTS = ("cost", "time")
 
 
-class Plan(BaseModel):
+class _InHours(BaseModel):
+    """`hours` beside `total_seconds` in the JSON (the README documents it); core code computes in seconds."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def hours(self) -> float:
+        return self.total_seconds / 3600  # type: ignore[attr-defined]
+
+
+class Plan(_InHours):
     instance: str
     region: str | None
     gpu: str
@@ -41,7 +51,7 @@ class Plan(BaseModel):
     warmup_seconds: float
     train_seconds: float
     startup_seconds: float
-    hours: float = Field(description="wall time from launch to the end of training")
+    total_seconds: float = Field(description="wall time from launch to the end of training")
     billed_seconds: int
     price_per_hour: float
     cost_usd: float
@@ -56,15 +66,15 @@ class Plan(BaseModel):
     notes: list[str] = []
 
 
-class Baseline(BaseModel):
+class Baseline(_InHours):
     instance: str
     precision: str
     market: str
-    hours: float
+    total_seconds: float
     cost_usd: float
 
 
-class Recommendation(BaseModel):
+class Recommendation(_InHours):
     instance: str
     region: str | None
     gpu: str
@@ -72,7 +82,7 @@ class Recommendation(BaseModel):
     precision: str
     dtype: str
     market: str
-    hours: float
+    total_seconds: float
     cost_usd: float
     reason: str
     baseline: Baseline | None
@@ -108,7 +118,7 @@ def billed(seconds: float, price_per_hour: float) -> tuple[int, float]:
 
 def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, precision: str, market: Market,
                lessons: Lessons, calibrations: Sequence[CalibrationResult]) -> Plan | None:
-    price = offer.on_demand_usd_per_hour if market == "on-demand" else offer.spot_usd_per_hour
+    price = offer.price(market)
     if price is None:
         return None
     gpu = find_gpu(catalog, offer.gpu)
@@ -159,45 +169,57 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
         instance=offer.instance_type, region=offer.region, gpu=gpu.key, gpu_count=offer.gpu_count,
         precision=precision, dtype=path.dtype, market=market, batch_size=b, samples_per_second=samples,
         samples_per_second_per_gpu=samples / offer.gpu_count, step_seconds=step, steps=steps,
-        warmup_seconds=warmup, train_seconds=train, startup_seconds=offer.startup_seconds, hours=total / 3600,
+        warmup_seconds=warmup, train_seconds=train, startup_seconds=offer.startup_seconds, total_seconds=total,
         billed_seconds=billed_s, price_per_hour=price, cost_usd=cost, fits_memory=fits, memory_bytes=need,
         max_batch_size=largest, scaling_efficiency=scaling, source=source, correction=correction,
         input_bound=input_bound, notes=notes,
     )
 
 
-def plan_local(workload: Workload, calibrations: Sequence[CalibrationResult], local: LocalMachine) -> list[Plan]:
+def local_calibration(calibrations: Sequence[CalibrationResult]) -> tuple[CalibrationResult, list[str]]:
+    """The measurement of this machine for `--gpu local`: the newest one not taken on an EC2 instance.
+
+    Several are given when a saved file meets a fresh --calibrate; the fresh one is what the user means.
+    """
+    here = [c for c in calibrations if c.device.instance_type is None]
+    if not here:
+        raise GpuplanError("--gpu local needs a measurement of this machine: add --calibrate or --calibration FILE")
+    newest = max(here, key=lambda c: c.created_at)
+    notes = [] if len(here) == 1 else [
+        f"local: {len(here)} measurements of this machine given; the plan uses the newest, "
+        f"of {newest.created_at:%Y-%m-%d %H:%M}"
+    ]
+    return newest, notes
+
+
+def plan_local(workload: Workload, cal: CalibrationResult, local: LocalMachine) -> list[Plan]:
     """This machine, from a calibration run on it: warm-up + the full run's steps at the measured step time."""
     plans = []
-    for cal in calibrations[:1]:
-        for precision in workload.precisions:
-            run = cal.run(precision, 1)
-            if run is None:
-                continue
-            if (run.batch_size, run.seq_len) != (workload.batch_size, workload.seq_len) or \
-                    not same_architecture(cal.workload.arch, workload.arch):
-                raise GpuplanError(
-                    f"the calibration measured {cal.workload.model} at batch {run.batch_size}, seq-len "
-                    f"{run.seq_len}; --gpu local needs one of this workload ({workload.model}, batch "
-                    f"{workload.batch_size}, seq-len {workload.seq_len}): rerun with --calibrate"
-                )
-            steps = total_steps(workload, 1)
-            # The warm-up steps are the run's first steps: timed apart (tracing), not to be counted twice. The mean
-            # step, not the median, is what adds up to a wall time.
-            step = run.step_seconds_mean or run.step_seconds
-            train = run.warmup_seconds + max(0, steps - run.warmup_steps) * step
-            total = train
-            cost = total / 3600 * local.price_per_hour
-            plans.append(Plan(
-                instance=local.name, region=None, gpu=cal.device.gpu_key or cal.device.kind, gpu_count=cal.device.count,
-                precision=precision, dtype=run.dtype, market="on-demand", batch_size=run.batch_size,
-                samples_per_second=run.batch_size / step, samples_per_second_per_gpu=run.batch_size / step,
-                step_seconds=step,
-                steps=steps, warmup_seconds=run.warmup_seconds, train_seconds=train, startup_seconds=0.0,
-                hours=total / 3600, billed_seconds=math.ceil(total), price_per_hour=local.price_per_hour,
-                cost_usd=cost, fits_memory=True, memory_bytes=float(run.peak_memory_bytes or 0),
-                max_batch_size=run.batch_size, source="measured",
-            ))
+    for precision in workload.precisions:
+        run = cal.run(precision, 1)
+        if run is None:
+            continue
+        if (run.batch_size, run.seq_len) != (workload.batch_size, workload.seq_len) or \
+                not same_architecture(cal.workload.arch, workload.arch):
+            raise GpuplanError(
+                f"the calibration measured {cal.workload.model} at batch {run.batch_size}, seq-len "
+                f"{run.seq_len}; --gpu local needs one of this workload ({workload.model}, batch "
+                f"{workload.batch_size}, seq-len {workload.seq_len}): rerun with --calibrate"
+            )
+        steps = total_steps(workload, 1)
+        # The warm-up steps are the run's first steps: timed apart (tracing), not to be counted twice. The mean
+        # step, not the median, is what adds up to a wall time.
+        step = run.step_seconds_mean or run.step_seconds
+        total = run.warmup_seconds + max(0, steps - run.warmup_steps) * step
+        plans.append(Plan(
+            instance=local.name, region=None, gpu=cal.device.gpu_key or cal.device.kind, gpu_count=cal.device.count,
+            precision=precision, dtype=run.dtype, market="on-demand", batch_size=run.batch_size,
+            samples_per_second=run.batch_size / step, samples_per_second_per_gpu=run.batch_size / step,
+            step_seconds=step, steps=steps, warmup_seconds=run.warmup_seconds, train_seconds=total,
+            startup_seconds=0.0, total_seconds=total, billed_seconds=math.ceil(total),
+            price_per_hour=local.price_per_hour, cost_usd=total / 3600 * local.price_per_hour, fits_memory=True,
+            memory_bytes=float(run.peak_memory_bytes or 0), max_batch_size=run.batch_size, source="measured",
+        ))
     return plans
 
 
@@ -205,12 +227,11 @@ def cheapest_region(offers: Sequence[InstanceOffer], market: Market) -> list[Ins
     """One offer per instance type: the region where it is cheapest in this market."""
     best: dict[str, InstanceOffer] = {}
     for o in offers:
-        price = o.on_demand_usd_per_hour if market == "on-demand" else o.spot_usd_per_hour
+        price = o.price(market)
         if price is None:
             continue
         cur = best.get(o.instance_type)
-        cur_price = None if cur is None else (
-            cur.on_demand_usd_per_hour if market == "on-demand" else cur.spot_usd_per_hour)
+        cur_price = None if cur is None else cur.price(market)
         if cur_price is None or price < cur_price:
             best[o.instance_type] = o
     return list(best.values())
@@ -221,17 +242,21 @@ def mark_pareto(plans: list[Plan]) -> None:
     fitting = [p for p in plans if p.fits_memory]
     for p in fitting:
         p.pareto = not any(
-            q is not p and q.hours <= p.hours and q.cost_usd <= p.cost_usd
-            and (q.hours < p.hours or q.cost_usd < p.cost_usd)
+            q is not p and q.total_seconds <= p.total_seconds and q.cost_usd <= p.cost_usd
+            and (q.total_seconds < p.total_seconds or q.cost_usd < p.cost_usd)
             for q in fitting
         )
 
 
-def rank(plans: list[Plan], sort: str) -> list[Plan]:
-    if sort not in ("cost", "time"):
+def check_sort(sort: str) -> str:
+    if sort not in SORTS:
         raise GpuplanError(f"unknown sort {sort!r}; use cost or time")
-    key = (lambda p: (not p.fits_memory, p.cost_usd, p.hours)) if sort == "cost" else \
-          (lambda p: (not p.fits_memory, p.hours, p.cost_usd))
+    return sort
+
+
+def rank(plans: list[Plan], sort: str) -> list[Plan]:
+    key = (lambda p: (not p.fits_memory, p.cost_usd, p.total_seconds)) if check_sort(sort) == "cost" else \
+          (lambda p: (not p.fits_memory, p.total_seconds, p.cost_usd))
     return sorted(plans, key=key)
 
 
@@ -241,34 +266,35 @@ def recommend(plans: list[Plan], *, deadline_hours: float | None = None, budget_
     fitting = [p for p in plans if p.fits_memory]
     if not fitting:
         return None, ["no plan fits in GPU memory: lower --batch-size or --seq-len"]
-    cheapest = min(fitting, key=lambda p: (p.cost_usd, p.hours))
-    fastest = min(fitting, key=lambda p: (p.hours, p.cost_usd))
+    cheapest = min(fitting, key=lambda p: (p.cost_usd, p.total_seconds))
+    fastest = min(fitting, key=lambda p: (p.total_seconds, p.cost_usd))
+    deadline_s = None if deadline_hours is None else deadline_hours * 3600
     limits = ([f"finishes within {deadline_hours:g} h"] if deadline_hours is not None else []) + \
         ([f"costs at most ${budget_usd:g}"] if budget_usd is not None else [])
-    ok = [p for p in fitting if (deadline_hours is None or p.hours <= deadline_hours)
+    ok = [p for p in fitting if (deadline_s is None or p.total_seconds <= deadline_s)
           and (budget_usd is None or p.cost_usd <= budget_usd)]
     if not limits:
         pick, reason = cheapest, "cheapest"
     elif ok and deadline_hours is not None:  # a deadline (and maybe a budget): the cheapest plan that meets them
-        pick, reason = min(ok, key=lambda p: (p.cost_usd, p.hours)), "cheapest that " + " and ".join(limits)
+        pick, reason = min(ok, key=lambda p: (p.cost_usd, p.total_seconds)), "cheapest that " + " and ".join(limits)
     elif ok:  # a budget alone: the fastest plan within it
-        pick, reason = min(ok, key=lambda p: (p.hours, p.cost_usd)), f"fastest within ${budget_usd:g}"
+        pick, reason = min(ok, key=lambda p: (p.total_seconds, p.cost_usd)), f"fastest within ${budget_usd:g}"
     else:
         # Nothing meets the limits: the one plan that comes closest on the limit the user named first.
         pick = fastest if deadline_hours is not None else cheapest
         reason = ("fastest" if pick is fastest else "cheapest") + ": no plan " + " and ".join(limits)
-        notes.append(f"no plan {' and '.join(limits)}; the fastest takes {fastest.hours:.2f} h, the cheapest "
-                     f"costs ${cheapest.cost_usd:.2f}")
+        notes.append(f"no plan {' and '.join(limits)}; the fastest takes {fastest.total_seconds / 3600:.2f} h, "
+                     f"the cheapest costs ${cheapest.cost_usd:.2f}")
     baseline = _baseline(fitting, baseline_gpu)
     rec = Recommendation(
         instance=pick.instance, region=pick.region, gpu=pick.gpu, gpu_count=pick.gpu_count, precision=pick.precision,
-        dtype=pick.dtype, market=pick.market, hours=pick.hours, cost_usd=pick.cost_usd, reason=reason,
+        dtype=pick.dtype, market=pick.market, total_seconds=pick.total_seconds, cost_usd=pick.cost_usd, reason=reason,
         baseline=None, speedup=None, saving_usd=None, saving_pct=None,
     )
     if baseline is not None:
         rec.baseline = Baseline(instance=baseline.instance, precision=baseline.precision, market=baseline.market,
-                                hours=baseline.hours, cost_usd=baseline.cost_usd)
-        rec.speedup = baseline.hours / pick.hours
+                                total_seconds=baseline.total_seconds, cost_usd=baseline.cost_usd)
+        rec.speedup = baseline.total_seconds / pick.total_seconds
         rec.saving_usd = baseline.cost_usd - pick.cost_usd
         rec.saving_pct = rec.saving_usd / baseline.cost_usd if baseline.cost_usd else None
     return rec, notes
@@ -284,7 +310,7 @@ def _baseline(fitting: list[Plan], gpu: str | None) -> Plan | None:
                 f"--baseline {gpu}: no fp32 on-demand plan on that GPU fits; add it with --gpu {gpu} "
                 "and --precision both"
             )
-    return max(pool, key=lambda p: p.hours) if pool else None
+    return max(pool, key=lambda p: p.total_seconds) if pool else None
 
 
 def make_estimate(
@@ -313,11 +339,11 @@ def make_estimate(
                 plan = plan_offer(workload, offer, catalog, precision, market, lessons, calibrations)
                 if plan is not None:
                     plans.append(plan)
-    if local is not None:
-        if not calibrations:
-            raise GpuplanError("--gpu local needs a measurement of this machine: add --calibrate or --calibration FILE")
-        plans.extend(plan_local(workload, calibrations, local))
     notes = list(lessons.notes)
+    if local is not None:
+        here, local_notes = local_calibration(calibrations)
+        plans.extend(plan_local(workload, here, local))
+        notes += local_notes
     if spot and not any(p.market == "spot" for p in plans):
         notes.append("no spot price is known for these instances; showing on-demand only")
     mark_pareto(plans)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpuplan.errors import GpuplanError
-from gpuplan.plan import Estimate
+from gpuplan.plan import Estimate, Plan, Recommendation
 
 
 def check_plot_path(path: Path) -> None:
@@ -23,23 +23,27 @@ def plot_estimate(est: Estimate, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+
+    def hours(p: Plan | Recommendation) -> float:  # the axis is in hours; plans are in seconds
+        return p.total_seconds / 3600
+
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
     fitting = [p for p in est.plans if p.fits_memory]
     for precision, marker in (("fp32", "o"), ("mixed", "^")):
         for market, color in (("on-demand", "tab:blue"), ("spot", "tab:orange")):
             sel = [p for p in fitting if p.precision == precision and p.market == market]
             if sel:
-                ax.scatter([p.hours for p in sel], [p.cost_usd for p in sel], marker=marker, color=color,
+                ax.scatter([hours(p) for p in sel], [p.cost_usd for p in sel], marker=marker, color=color,
                            alpha=0.7, label=f"{precision}, {market}")
-    front = sorted((p for p in fitting if p.pareto), key=lambda p: p.hours)
+    front = sorted((p for p in fitting if p.pareto), key=lambda p: p.total_seconds)
     if front:
-        ax.plot([p.hours for p in front], [p.cost_usd for p in front], "k--", lw=1, label="Pareto front")
+        ax.plot([hours(p) for p in front], [p.cost_usd for p in front], "k--", lw=1, label="Pareto front")
         for p in front:
-            ax.annotate(f"{p.instance} {p.precision}", (p.hours, p.cost_usd), fontsize=7,
+            ax.annotate(f"{p.instance} {p.precision}", (hours(p), p.cost_usd), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
     rec = est.recommendation
     if rec is not None:
-        ax.scatter([rec.hours], [rec.cost_usd], s=200, facecolors="none", edgecolors="red", lw=2, label="recommended")
+        ax.scatter([hours(rec)], [rec.cost_usd], s=200, facecolors="none", edgecolors="red", lw=2, label="recommended")
     w = est.workload
     ax.set_xlabel("hours (start-up + training)")
     ax.set_ylabel("cost, USD")

@@ -15,6 +15,7 @@ from typing import Any
 from gpuplan.errors import GpuplanError
 
 FORMATS = ("table", "json", "csv")
+Columns = Sequence[tuple[str, str, Callable[[Any], str] | None]]  # (row key, header, formatter or None)
 
 
 def check_format(fmt: str) -> str:
@@ -37,12 +38,33 @@ def dumps_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, Callable[[Any], str] | None]]) -> str:
+def table(rows: Sequence[dict[str, Any]], columns: Columns) -> str:
     """columns: (key, header, formatter or None)."""
     from tabulate import tabulate
 
     body = [[(fmt(r.get(k)) if fmt else _plain(r.get(k))) for k, _, fmt in columns] for r in rows]
     return tabulate(body, headers=[h for _, h, _ in columns], tablefmt="simple", disable_numparse=True)
+
+
+def emit(rows: Sequence[dict[str, Any]], columns: Columns, fmt: str, *, json_payload: Any = None,
+         csv_keys: Sequence[str] | None = None, table_rows: Sequence[dict[str, Any]] | None = None,
+         header: str | None = None, footer: str | None = None) -> None:
+    """The one table/json/csv switch: rows to stdout in `fmt`.
+
+    json_payload: what JSON prints instead of the rows (a whole result); csv_keys: the CSV columns [default: the
+    table's keys]; table_rows: rows shaped for reading (repeats blanked); header, footer: lines around the table.
+    """
+    check_format(fmt)
+    if fmt == "json":
+        out(dumps_json(rows if json_payload is None else json_payload))
+    elif fmt == "csv":
+        out(to_csv(rows, csv_keys if csv_keys is not None else [k for k, _, _ in columns]))
+    else:
+        if header is not None:
+            out(header)
+        out(table(rows if table_rows is None else table_rows, columns))
+        if footer:
+            out(footer)
 
 
 def to_csv(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:

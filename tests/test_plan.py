@@ -91,7 +91,7 @@ def test_pareto_on_hand_made_points():
     est = estimate()
     a, b, c = est.plans[:3]
     for p, (h, cost) in zip((a, b, c), ((1, 5), (2, 2), (3, 3))):
-        p.hours, p.cost_usd, p.fits_memory = h, cost, True
+        p.total_seconds, p.cost_usd, p.fits_memory = h * 3600, cost, True
     mark_pareto([a, b, c])
     assert (a.pareto, b.pareto, c.pareto) == (True, True, False)
 
@@ -294,3 +294,17 @@ def test_dataset_statistics_become_advice():
     assert fast.samples_per_second > 400 > slow.samples_per_second
     assert fast.input_bound and "tokenize once before training" in fast.notes[-1]
     assert not slow.input_bound
+
+
+def test_local_plan_uses_the_newest_measurement_of_this_machine_and_says_so():
+    wl = build_workload(num_examples=320, epochs=1)
+    old, new = _calibration(None, 2.0, 1.5, kind="cpu"), _calibration(None, 4.0, 3.0, kind="cpu")
+    new.created_at = old.created_at + dt.timedelta(hours=1)
+    ec2 = _calibration("fast", 0.5, 0.3)
+    ec2.device.instance_type = "g5.xlarge"  # measured by `gpuplan launch`: not this machine
+    est = estimate(workload=wl, offers=[], calibrations=[new, old, ec2], local=LocalMachine())
+    fp32 = next(p for p in est.plans if p.precision == "fp32")
+    assert fp32.step_seconds == pytest.approx(4.0)
+    assert "2 measurements of this machine given; the plan uses the newest" in " ".join(est.notes)
+    with pytest.raises(GpuplanError, match="--gpu local needs a measurement of this machine"):
+        estimate(workload=wl, offers=[], calibrations=[ec2], local=LocalMachine())

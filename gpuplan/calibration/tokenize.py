@@ -46,7 +46,7 @@ def load_tokenizer(arch: ModelArch, model: str, texts: list[str], *, online: boo
             tok = AutoTokenizer.from_pretrained(str(folder))
         except Exception as e:  # a broken tokenizer.json or vocab file
             raise GpuplanError(f"cannot read the tokenizer in model folder {folder}: {one_line(e)[:200]}") from None
-        return _backend(tok, f"{folder}"), f"the model folder's tokenizer"
+        return _backend(tok, f"{folder}"), "the model folder's tokenizer"
     if folder is None:
         hub_id = model
         try:

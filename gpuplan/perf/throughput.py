@@ -26,7 +26,7 @@ MODERN_ARCHITECTURES = ("Ampere", "Ada Lovelace", "Hopper", "Blackwell")
 
 
 @dataclass(frozen=True)
-class Path:
+class PrecisionPath:
     """How a precision runs on a GPU: the Keras dtype policy, the peak it runs at and its efficiency key."""
 
     precision: str
@@ -36,17 +36,17 @@ class Path:
     act_bytes: int
 
 
-def precision_path(gpu: GpuSpec, precision: str) -> Path:
+def precision_path(gpu: GpuSpec, precision: str) -> PrecisionPath:
     """fp32 is TF32 where the GPU has it (TensorFlow's default); mixed is bfloat16 on Ampere+, float16 before."""
     modern = gpu.architecture in MODERN_ARCHITECTURES
     if precision == "fp32":
         if gpu.tf32_tflops is not None:
-            return Path("fp32", "float32 (TF32 matmuls)", gpu.tf32_tflops, "tf32", 4)
-        return Path("fp32", "float32", gpu.fp32_tflops, "fp32", 4)
+            return PrecisionPath("fp32", "float32 (TF32 matmuls)", gpu.tf32_tflops, "tf32", 4)
+        return PrecisionPath("fp32", "float32", gpu.fp32_tflops, "fp32", 4)
     if precision == "mixed":
         if gpu.bf16_tflops is not None:
-            return Path("mixed", "mixed_bfloat16", gpu.bf16_tflops, "tensor16_modern" if modern else "tensor16_volta", 2)
-        return Path("mixed", "mixed_float16", gpu.fp16_tflops, "tensor16_modern" if modern else "tensor16_volta", 2)
+            return PrecisionPath("mixed", "mixed_bfloat16", gpu.bf16_tflops, "tensor16_modern" if modern else "tensor16_volta", 2)
+        return PrecisionPath("mixed", "mixed_float16", gpu.fp16_tflops, "tensor16_modern" if modern else "tensor16_volta", 2)
     raise ValueError(f"unknown precision {precision!r}")
 
 
