@@ -11,8 +11,8 @@ from gpuplan import render
 from gpuplan.measurement import CalibrationResult
 from gpuplan.cli import app
 from gpuplan.cli._options import (
-    BatchSizeOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt, WorkloadOpt,
-    workload_from_flags,
+    BatchSizeOpt, DatasetOpt, EpochsOpt, FormatOpt, LabelColumnOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt,
+    StepsOpt, TextColumnOpt, WorkloadOpt, workload_from_flags,
 )
 
 RUN_COLUMNS = [
@@ -47,12 +47,10 @@ def calibrate(
     epochs: EpochsOpt = None,
     precision: PrecisionOpt = None,
     workload: WorkloadOpt = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="CSV or JSON Lines file, a folder saved by "
-                                                "datasets, or a Hub dataset name. [default: synthetic tokens]")] = None,
-    text_column: Annotated[str, typer.Option("--text-column", help="Column with the texts.")] = "text",
-    label_column: Annotated[str, typer.Option("--label-column", help="Column with the class labels.")] = "label",
-    steps: Annotated[int | None, typer.Option("--steps", help="Timed steps per precision. [default: 5 on a CPU, "
-                                              "30 on a GPU]")] = None,
+    dataset: DatasetOpt = None,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "label",
+    steps: StepsOpt = None,
     warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", help="Steps timed apart first (tracing). "
                                                      "[default: 1 on a CPU, 3 on a GPU]")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result (JSON) here, for "
@@ -78,18 +76,10 @@ def calibrate(
 
 
 def render_result(result: CalibrationResult, fmt: str) -> None:
-    if fmt == "json":
-        render.out(render.dumps_json(result.model_dump(mode="json")))
-    elif fmt == "csv":
-        render.out(render.to_csv([r.model_dump(mode="json") for r in result.runs], CSV_KEYS))
-    else:
-        render.out(summary_header(result))
-        render.out(render.table([_row(r) for r in result.runs], RUN_COLUMNS))
-        for r in result.runs:
-            if r.skipped_reason:
-                render.out(f"{r.precision}: not measured: {r.skipped_reason}")
-        if result.dataset is not None:
-            render.out(dataset_line(result))
+    skipped = [f"{r.precision}: not measured: {r.skipped_reason}" for r in result.runs if r.skipped_reason]
+    dataset = [dataset_line(result)] if result.dataset is not None else []
+    render.emit([_row(r) for r in result.runs], RUN_COLUMNS, fmt, json_payload=result.model_dump(mode="json"),
+                csv_keys=CSV_KEYS, header=summary_header(result), footer="\n".join(skipped + dataset))
 
 
 def summary_header(result: CalibrationResult) -> str:
@@ -111,7 +101,7 @@ def dataset_line(result: CalibrationResult) -> str:
 
 
 def _row(r: Any) -> dict[str, Any]:
-    row = r.model_dump()
+    row = r.model_dump(mode="json")
     if r.flops_per_step and r.flops_per_step_model:
         diff = r.flops_per_step / r.flops_per_step_model - 1
         row["flops_vs_model"] = f"{r.flops_per_step_model / 1e12:.3g} ({diff:+.1%})"

@@ -171,7 +171,7 @@ def estimate(
     if local_price < 0:
         raise GpuplanError(f"--local-price must be 0 or more USD/hour, got {local_price:g}")
     wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)
-    cat = load_catalog(catalog, region=region)
+    cat = load_catalog(catalog, region=region, notes=render.note)
     gpus = [g for g in gpu or [] if g.lower() != "local"]
     local = LocalMachine(price_per_hour=local_price) if len(gpus) < len(gpu or []) else None
     calibrations = _calibrations(wl, calibration, calibrate, dataset, text_column, label_column, steps)
