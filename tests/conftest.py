@@ -51,3 +51,35 @@ def isolated_cache(tmp_path, monkeypatch):
     """No test reads or writes the user's real ~/.cache/gpuplan."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     return tmp_path / "xdg-cache"
+
+
+SMALL_CATALOG_INSTANCES = ("g4dn.xlarge", "g5.xlarge", "p3.2xlarge")  # T4, A10G, V100: one of each generation
+
+
+@pytest.fixture
+def small_catalog(monkeypatch):
+    """Three us-east-1 offers in place of the bundled nineteen, so CLI tests stay exact however the bundled snapshot
+    changes. The CLI reads its base catalog through `pricing.catalog.bundled_catalog` (a cache or `--catalog` file is
+    only laid over it), so that function is the seam."""
+    import pricing.catalog
+
+    bundled = pricing.catalog.bundled_catalog()
+    offers = [o for o in bundled.offers if o.instance_type in SMALL_CATALOG_INSTANCES and o.region == "us-east-1"]
+    catalog = bundled.model_copy(update={"offers": offers})
+    monkeypatch.setattr(pricing.catalog, "bundled_catalog", lambda: catalog)
+    return catalog
+
+
+@pytest.fixture
+def golden(request):
+    """Compare text with tests/golden/NAME; GPUPLAN_REGOLDEN=1 rewrites the file instead (review the diff)."""
+    import pathlib
+
+    def check(name: str, text: str) -> None:
+        path = pathlib.Path(__file__).parent / "golden" / name
+        if os.environ.get("GPUPLAN_REGOLDEN") == "1":
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+        assert text == path.read_text(), f"{name} changed; GPUPLAN_REGOLDEN=1 rewrites it"
+
+    return check

@@ -59,9 +59,29 @@ def test_csv_has_a_header_and_one_row_per_plan():
     assert all(float(r["cost_usd"]) > 0 for r in rows)
 
 
-def test_without_flags_every_instance_is_considered():
+def test_without_flags_every_instance_is_considered(small_catalog):
     data = run_json("estimate")
-    assert len({p["instance"] for p in data["plans"]}) == 19
+    assert len({p["instance"] for p in data["plans"]}) == len(small_catalog.offers) == 3
+
+
+def test_the_estimate_table_exactly(small_catalog, golden):
+    result = run("estimate", "--spot")
+    assert result.exit_code == 0, result.output
+    golden("estimate_table.txt", result.stdout)
+    golden("estimate_v100_csv.csv", run("estimate", "--gpu", "v100", "--format", "csv").stdout)
+
+
+@pytest.mark.parametrize(("name", "args"), [
+    ("unknown_gpu", ["--gpu", "v10"]),
+    ("unknown_instance", ["--instance", "g5.xlarg"]),
+    ("seq_len_too_long", ["--seq-len", "1024"]),
+    ("bad_format", ["--format", "xml"]),
+    ("local_without_measurement", ["--gpu", "local"]),
+])
+def test_the_main_errors_exactly(small_catalog, golden, name, args):
+    result = run("estimate", *args)
+    assert result.exit_code != 0 and result.stdout == ""
+    golden(f"error_{name}.txt", result.stderr.splitlines()[-1] + "\n")
 
 
 def test_workload_flags_change_the_answer():
@@ -190,16 +210,19 @@ def test_calibration_file_that_is_not_one(tmp_path):
     assert result.exit_code == 1 and "is not a gpuplan calibration result" in result.output
 
 
-def test_gpus_lists_every_gpu_with_its_instances():
+def test_gpus_lists_every_gpu_with_its_instances(small_catalog, golden):
     result = run("gpus")
     assert result.exit_code == 0
     for key in ("t4", "v100", "a10g", "l4", "l40s", "a100", "h100", "h200"):
         assert key in result.stdout
+    golden("gpus_table.txt", result.stdout)
     one = json.loads(run("gpus", "--gpu", "a10g", "--format", "json").stdout)
-    assert {r["instance"] for r in one} == {"g5.xlarge", "g5.2xlarge", "g5.12xlarge", "g5.48xlarge"}
+    assert {r["instance"] for r in one} == {"g5.xlarge"}
     assert all(r["gpu"] == "a10g" and r["mixed"] == "bfloat16" for r in one)
     rows = list(csv.DictReader(io.StringIO(run("gpus", "--format", "csv").stdout)))
-    assert len(rows) == 19
+    with_instance = [r for r in rows if r["instance"]]
+    assert len(with_instance) == len(small_catalog.offers) == 3  # one row per offer, and one per GPU without one
+    assert len(rows) == 3 + len({g.key for g in small_catalog.gpus} - {o.gpu for o in small_catalog.offers})
     bad = run("gpus", "--gpu", "x100")
     assert bad.exit_code == 1 and "Did you mean" in bad.output
 

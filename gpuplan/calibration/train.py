@@ -21,6 +21,7 @@ from gpuplan.calibration.device import PeakMemory, choose_mixed_policy, detect_d
 from gpuplan.calibration.graphflops import graph_flops
 from gpuplan.calibration.progress import Progress
 from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
+from gpuplan.perf.flops import train_flops_per_step
 from gpuplan.errors import GpuplanError
 from gpuplan.stats import percentile
 from gpuplan.workload import DatasetStats, Workload
@@ -343,12 +344,8 @@ def _release(tf: Any) -> None:
     gc.collect()
 
 
-def analytic_flops(workload: Workload) -> float | None:
-    """The performance model's count, when gpuplan.perf provides it."""
-    try:
-        from gpuplan.perf.flops import train_flops_per_step
-    except ImportError:
-        return None
+def analytic_flops(workload: Workload) -> float:
+    """The performance model's count, to set beside the traced graph's."""
     return float(train_flops_per_step(workload.arch, workload.batch_size, workload.seq_len))
 
 
