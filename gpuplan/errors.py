@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+from pricing.errors import PricingError, did_you_mean, one_line
+
+__all__ = ["GpuplanError", "PricingError", "did_you_mean", "one_line"]
 
 
-class GpuplanError(Exception):
-    """A problem with the user's input or environment; the CLI prints it as one `Error:` line."""
+class GpuplanError(PricingError):
+    """A problem with the user's input or environment; the CLI prints it as one `Error:` line.
 
-    exit_code = 1
-
-    def __init__(self, message: str, *, exit_code: int | None = None):
-        super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
-
-
-def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
-    """' Did you mean: a, b?' for the nearest names, or '' when nothing is close."""
-    close = difflib.get_close_matches(name.lower(), [c.lower() for c in choices], n=n, cutoff=0.5)
-    by_lower = {c.lower(): c for c in choices}
-    return f" Did you mean: {', '.join(by_lower[c] for c in close)}?" if close else ""
-
-
-def one_line(err: Exception) -> str:
-    """Squash a library error's text onto one line (pydantic, yaml and botocore messages span several)."""
-    return " ".join(str(err).split())
+    A PricingError (the price catalog's own error) is printed the same way: the CLI's handler catches the base.
+    """

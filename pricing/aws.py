@@ -1,7 +1,7 @@
 """Today's AWS prices for GPU instances: on-demand from the Price List API, spot from EC2's spot price history,
 shapes (GPU model and count, vCPUs, memory) from EC2's instance types.
 
-boto3 is imported inside functions: `gpuplan estimate` never pays for it. Every AWS failure becomes one GpuplanError
+boto3 is imported inside functions: `gpuplan estimate` never pays for it. Every AWS failure becomes one PricingError
 line with a fix; nothing here writes a file (the caller writes the cache only after every region succeeded).
 """
 
@@ -9,43 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import statistics
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpuplan.errors import GpuplanError, did_you_mean, one_line
+from pricing.awsclient import Backoff, make_client, translate
+from pricing.awsclient import call as aws_call
 from pricing.catalog import gpu_key_for_name
-from pricing.models import Catalog, GpuSpec, InstanceOffer
+from pricing.errors import PricingError, did_you_mean
+from pricing.models import DEFAULT_STARTUP_SECONDS, Catalog, GpuSpec, InstanceOffer
 
 # The Price List API has endpoints in us-east-1, eu-central-1 and ap-south-1 only; us-east-1 serves every region.
 PRICING_REGION = "us-east-1"
-MAX_ATTEMPTS = 6  # botocore's own retries per call ("adaptive": backoff plus a client-side rate limiter)
-THROTTLE_RETRIES = 3  # ours on top, with longer waits, for a throttle that outlasts botocore's retries
-_sleep = time.sleep
-
-_THROTTLE_CODES = {
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
-    "RequestThrottled", "RequestThrottledException", "SlowDown", "PriorRequestNotComplete",
-}
-_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException"}
-_BAD_CREDENTIAL_CODES = {
-    "AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-    "RequestExpired", "SignatureDoesNotMatch", "InvalidSignatureException",
-}
-_PERMISSIONS = "pricing:GetProducts, ec2:DescribeSpotPriceHistory, ec2:DescribeInstanceTypes, ec2:DescribeRegions"
+NEEDS = ("the credentials need pricing:GetProducts, ec2:DescribeSpotPriceHistory, ec2:DescribeInstanceTypes, "
+         "ec2:DescribeRegions")
+KEPT = "; the previous price cache is kept"
 _SPOT_PRODUCTS = ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"]
 
 
-def make_client(service: str, region: str) -> Any:
-    """A boto3 client with retries for throttling; tests replace this to hand back a stubbed client."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=30)
-    return boto3.session.Session().client(service, region_name=region, config=config)
+def explain(err: BaseException, what: str, region: str) -> PricingError | None:
+    """The one-line message with a fix for an AWS failure while reading prices, or None for a bug."""
+    return translate(err, what, region=region, needs=NEEDS, after=KEPT)
 
 
 def client(service: str, region: str) -> Any:
@@ -59,91 +44,15 @@ def client(service: str, region: str) -> Any:
         raise mapped from None
 
 
-def known_regions() -> list[str]:
-    """Regions botocore's bundled endpoint data knows (offline)."""
-    import boto3
-
-    return boto3.session.Session().get_available_regions("ec2")
+def call(fn: Callable[..., Any], what: str, region: str, *, backoff: Backoff = Backoff(), **kwargs: Any) -> Any:
+    """fn(**kwargs), retrying a throttle, with a failure explained in one line that says the cache is kept."""
+    return aws_call(fn, what, region, backoff=backoff, needs=NEEDS, after=KEPT, **kwargs)
 
 
-def explain(err: BaseException, what: str, region: str) -> GpuplanError | None:
-    """The one-line message with a fix for an AWS failure, or None for an error that is a bug, not the user's."""
-    if isinstance(err, GpuplanError):
-        return err
-    from botocore import exceptions as bx
-
-    kept = "the previous price cache is kept"
-    if isinstance(err, (bx.NoCredentialsError, bx.PartialCredentialsError)):
-        return GpuplanError(
-            "no AWS credentials found: run `aws configure` (or `aws sso login`), or set AWS_PROFILE, or "
-            f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; {kept}"
-        )
-    if isinstance(err, bx.ProfileNotFound):
-        return GpuplanError(f"{one_line(err)}: fix AWS_PROFILE or add the profile with `aws configure --profile`")
-    if isinstance(err, (bx.TokenRetrievalError, bx.SSOError, bx.UnauthorizedSSOTokenError)):
-        return GpuplanError(f"your AWS SSO session has expired ({one_line(err)}): run `aws sso login`; {kept}")
-    if isinstance(err, (bx.ConnectionError, bx.HTTPClientError)):
-        hint = ""
-        if region not in known_regions():
-            hint = f" Is {region!r} a region?{did_you_mean(region, known_regions())}"
-        return GpuplanError(
-            f"cannot reach AWS to {what} in {region} ({type(err).__name__}): check your network, proxy or "
-            f"AWS_ENDPOINT_URL; {kept}, and estimates use it or the bundled snapshot.{hint}"
-        )
-    if isinstance(err, bx.ClientError):
-        code = err.response.get("Error", {}).get("Code", "")
-        msg = one_line(err.response.get("Error", {}).get("Message", "") or "")
-        if code in _THROTTLE_CODES:
-            return GpuplanError(
-                f"AWS is throttling the requests to {what} ({code}) even after retries with backoff: wait a minute "
-                f"and run it again, or refresh fewer regions; {kept}"
-            )
-        if code in _DENIED_CODES:
-            return GpuplanError(
-                f"access denied to {what} in {region} ({code}): the credentials need {_PERMISSIONS}; {kept}"
-            )
-        if code in _BAD_CREDENTIAL_CODES:
-            return GpuplanError(
-                f"AWS rejected your credentials ({code}: {msg[:120]}): renew them (`aws sso login`, or new keys) "
-                f"and check the clock; {kept}"
-            )
-        if code == "OptInRequired":
-            return GpuplanError(
-                f"region {region} is not enabled for your account: enable it in the AWS console or pick another "
-                f"region; {kept}"
-            )
-        return GpuplanError(f"AWS refused to {what} in {region} ({code or 'error'}: {msg[:160]}); {kept}")
-    if isinstance(err, bx.BotoCoreError):
-        return GpuplanError(f"AWS call to {what} in {region} failed: {one_line(err)[:200]}; {kept}")
-    return None
-
-
-def _is_throttle(err: BaseException) -> bool:
-    from botocore.exceptions import ClientError
-
-    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in _THROTTLE_CODES
-
-
-def call(fn: Callable[..., Any], what: str, region: str, **kwargs: Any) -> Any:
-    """fn(**kwargs), retrying a throttle after botocore's own retries, with the failure explained in one line."""
-    for attempt in range(THROTTLE_RETRIES + 1):
-        try:
-            return fn(**kwargs)
-        except Exception as e:
-            if _is_throttle(e) and attempt < THROTTLE_RETRIES:
-                _sleep(min(30.0, 2.0 * 2**attempt) * (0.5 + random.random() / 2))
-                continue
-            mapped = explain(e, what, region)
-            if mapped is None:
-                raise
-            raise mapped from None
-    raise AssertionError("unreachable")
-
-
-def _pages(fn: Callable[..., Any], what: str, region: str, key: str, **kwargs: Any) -> Iterable[Any]:
+def _pages(fn: Callable[..., Any], what: str, region: str, key: str, backoff: Backoff, **kwargs: Any) -> Iterable[Any]:
     token: str | None = None
     while True:
-        page = call(fn, what, region, **kwargs, **({"NextToken": token} if token else {}))
+        page = call(fn, what, region, backoff=backoff, **kwargs, **({"NextToken": token} if token else {}))
         yield from page.get(key, [])
         token = page.get("NextToken")
         if not token:
@@ -165,10 +74,10 @@ class Shape:
     partition: float = 1.0
 
 
-def gpu_shapes(ec2: Any, region: str) -> dict[str, Shape]:
+def gpu_shapes(ec2: Any, region: str, backoff: Backoff = Backoff()) -> dict[str, Shape]:
     """The GPU instance types offered in the region (all NVIDIA and other GPU types start with g or p)."""
     shapes: dict[str, Shape] = {}
-    for t in _pages(ec2.describe_instance_types, "describe instance types", region, "InstanceTypes",
+    for t in _pages(ec2.describe_instance_types, "describe instance types", region, "InstanceTypes", backoff,
                     Filters=[{"Name": "instance-type", "Values": ["g*", "p*"]}]):
         gpus = (t.get("GpuInfo") or {}).get("Gpus") or []
         if not gpus:
@@ -211,7 +120,8 @@ def parse_price_item(item: str | dict[str, Any]) -> tuple[str, str, float | None
     return attrs.get("instanceType", ""), attrs.get("regionCode", ""), usd, attrs
 
 
-def on_demand_prices(pricing: Any, instance_types: Iterable[str], regions: list[str]) -> dict[tuple[str, str], float]:
+def on_demand_prices(pricing: Any, instance_types: Iterable[str], regions: list[str], backoff: Backoff = Backoff(),
+                     ) -> dict[tuple[str, str], float]:
     """{(instance type, region): Linux on-demand USD/h}, one paginated query per instance type."""
     wanted = set(regions)
     prices: dict[tuple[str, str], tuple[int, float]] = {}
@@ -223,7 +133,7 @@ def on_demand_prices(pricing: Any, instance_types: Iterable[str], regions: list[
         if len(wanted) == 1:
             filters["regionCode"] = regions[0]
         for item in _pages(
-            pricing.get_products, "read the AWS Price List", PRICING_REGION, "PriceList", ServiceCode="AmazonEC2",
+            pricing.get_products, "read the AWS Price List", PRICING_REGION, "PriceList", backoff, ServiceCode="AmazonEC2",
             Filters=[{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()], MaxResults=100,
         ):
             t, region, usd, attrs = parse_price_item(item)
@@ -237,13 +147,14 @@ def on_demand_prices(pricing: Any, instance_types: Iterable[str], regions: list[
     return {k: v for k, (_, v) in prices.items()}
 
 
-def spot_prices(ec2: Any, region: str, instance_types: Iterable[str], now: dt.datetime) -> dict[str, tuple[float, float]]:
+def spot_prices(ec2: Any, region: str, instance_types: Iterable[str], now: dt.datetime, backoff: Backoff = Backoff(),
+                ) -> dict[str, tuple[float, float]]:
     """{instance type: (min, median)} over the latest Linux spot price in each availability zone."""
     types = sorted(set(instance_types))
     if not types:
         return {}
     latest: dict[tuple[str, str], tuple[dt.datetime, float]] = {}
-    for rec in _pages(ec2.describe_spot_price_history, "read spot price history", region, "SpotPriceHistory",
+    for rec in _pages(ec2.describe_spot_price_history, "read spot price history", region, "SpotPriceHistory", backoff,
                       InstanceTypes=types, ProductDescriptions=_SPOT_PRODUCTS, StartTime=now, MaxResults=1000):
         key = (rec["InstanceType"], rec["AvailabilityZone"])
         price = float(rec["SpotPrice"])
@@ -283,9 +194,18 @@ def _template(itype: str, count: int, bundled: Catalog) -> tuple[InstanceOffer |
     return sib, sib.instance_type
 
 
+@dataclass
+class _RegionPlan:
+    """What to price in one region: per instance type its shape, GPU key and the bundled offer lending figures."""
+
+    ec2: Any
+    wanted: dict[str, tuple[Shape, str, InstanceOffer | None]]
+    notes: list[str]
+
+
 def fetch_prices(
     regions: list[str], bundled: Catalog, *, instance_types: list[str] | None = None, now: dt.datetime | None = None,
-    skip_empty: bool = False, progress: Callable[[str], None] = lambda _: None,
+    skip_empty: bool = False, progress: Callable[[str], None] = lambda _: None, backoff: Backoff = Backoff(),
 ) -> list[RegionPrices]:
     """Shapes, on-demand and spot prices for the GPU instance types of each region (or only `instance_types`).
 
@@ -296,115 +216,122 @@ def fetch_prices(
     for region in regions:
         check_region(region)
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    plans: dict[str, dict[str, tuple[Shape, str, InstanceOffer | None]]] = {}
-    notes: dict[str, list[str]] = {}
-    ec2_clients: dict[str, Any] = {}
+    plans: dict[str, _RegionPlan] = {}
     unknown_models: dict[str, set[str]] = {}
     for region in regions:
         progress(f"Reading GPU instance types in {region}...")
-        ec2 = ec2_clients[region] = client("ec2", region)
-        wanted: dict[str, tuple[Shape, str, InstanceOffer | None]] = {}
-        notes[region] = []
-        shapes = gpu_shapes(ec2, region)
-        if instance_types:
-            missing = [t for t in instance_types if t not in shapes]
-            if missing and not skip_empty:
-                hint = did_you_mean(missing[0], list(shapes))
-                raise GpuplanError(
-                    f"region {region} does not offer {', '.join(missing)} (or it is not a GPU instance type).{hint} "
-                    "Pick another region, or see `gpuplan prices show` for where it is priced"
-                )
-            shapes = {t: s for t, s in shapes.items() if t in instance_types}
-        for itype, shape in sorted(shapes.items()):
-            key = gpu_key(shape, bundled.gpus)
-            if key is None and not instance_types:
-                if shape.partition >= 1:
-                    unknown_models.setdefault(f"{shape.manufacturer} {shape.gpu_name}".strip(), set()).add(itype)
-                continue
-            if instance_types and key is None:
-                raise GpuplanError(f"{itype} carries a {shape.manufacturer} {shape.gpu_name}, a GPU gpuplan has no "
-                                   "specs for; add the GPU and the offer with --catalog FILE")
-            template, borrowed = _template(itype, shape.gpu_count, bundled)
-            if shape.gpu_count > 1 and template is None:
-                notes[region].append(f"{itype}: {shape.gpu_count} GPUs but no interconnect data for the "
-                                     f"{family_of(itype)} family; skipped (add it with allreduce_gbs in a --catalog file)")
-                continue
-            if borrowed:
-                notes[region].append(f"{itype}: interconnect figures borrowed from {borrowed}")
-            wanted[itype] = (shape, key, template)
-        if not wanted:
-            msg = (f"region {region} offers none of the GPU instance types gpuplan has specs for; pick another region"
-                   " (see `gpuplan prices show` for regions with prices)")
-            if not skip_empty:
-                raise GpuplanError(msg)
+        plan = _plan_region(region, bundled, instance_types, skip_empty, unknown_models, backoff)
+        if plan.wanted:
+            plans[region] = plan
+        else:
             progress(f"Skipping {region}: no GPU instance types gpuplan knows")
-            continue
-        plans[region] = wanted
     if not plans:
-        raise GpuplanError("none of the regions offers a GPU instance type gpuplan has specs for")
+        raise PricingError("none of the regions offers a GPU instance type gpuplan has specs for")
     if unknown_models:
         listed = "; ".join(f"{m} ({', '.join(sorted(ts)[:3])}{', ...' if len(ts) > 3 else ''})"
                            for m, ts in sorted(unknown_models.items()))
         progress(f"Skipped GPU models gpuplan has no specs for: {listed}")
 
-    progress(f"Reading on-demand prices from the AWS Price List API ({len({t for p in plans.values() for t in p})}"
-             " instance types)...")
-    pricing = client("pricing", PRICING_REGION)
-    on_demand = on_demand_prices(pricing, {t for p in plans.values() for t in p}, list(plans))
+    types = {t for p in plans.values() for t in p.wanted}
+    progress(f"Reading on-demand prices from the AWS Price List API ({len(types)} instance types)...")
+    on_demand = on_demand_prices(client("pricing", PRICING_REGION), types, list(plans), backoff)
 
     results: list[RegionPrices] = []
-    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
-    for region, wanted in plans.items():
+    for region, plan in plans.items():
         progress(f"Reading spot prices in {region}...")
-        spot = spot_prices(ec2_clients[region], region, wanted, now)
-        offers: list[InstanceOffer] = []
-        unpriced: list[str] = []
-        for itype, (shape, key, template) in wanted.items():
-            od = on_demand.get((itype, region))
-            sp = spot.get(itype)
-            if od is None and sp is None:
-                unpriced.append(itype)
-                continue
-            offers.append(InstanceOffer(
-                instance_type=itype, provider="aws", region=region, gpu=key, gpu_count=shape.gpu_count,
-                vcpus=shape.vcpus, memory_gib=round(shape.memory_mib / 1024, 2), on_demand_usd_per_hour=od,
-                spot_usd_per_hour=sp[1] if sp else None, spot_usd_per_hour_min=sp[0] if sp else None,
-                price_source=f"AWS Price List API (on-demand) and EC2 spot price history, fetched {stamp}",
-                price_date=now.date(),
-                interconnect=template.interconnect if template and shape.gpu_count > 1 else "none",
-                allreduce_gbs=template.allreduce_gbs if template and shape.gpu_count > 1 else None,
-                startup_seconds=template.startup_seconds if template else 300.0,
-            ))
-        if unpriced:
-            notes[region].append(f"no Linux on-demand or spot price for {', '.join(unpriced)}; left out")
+        spot = spot_prices(plan.ec2, region, plan.wanted, now, backoff)
+        offers = _priced_offers(region, plan, on_demand, spot, now)
         if not offers:
             msg = f"AWS lists no prices in {region} for the GPU instance types it offers there; pick another region"
             if not skip_empty:
-                raise GpuplanError(msg)
+                raise PricingError(msg)
             progress(f"Skipping {region}: no prices")
             continue
         used = {o.gpu for o in offers}
         catalog = Catalog(
             source=f"AWS {region}: Price List API (on-demand, Linux, shared tenancy) and EC2 spot price history "
-                   f"(latest per zone: median and min), fetched {stamp}. GPU specs and interconnects: bundled.",
+                   f"(latest per zone: median and min), fetched {_stamp(now)}. GPU specs and interconnects: bundled.",
             gpus=[g for g in bundled.gpus if g.key in used],
             offers=sorted(offers, key=lambda o: (o.gpu, o.gpu_count, o.instance_type)),
         )
-        results.append(RegionPrices(region=region, catalog=catalog, fetched_at=now, with_spot=len(spot), notes=notes[region]))
+        results.append(RegionPrices(region=region, catalog=catalog, fetched_at=now, with_spot=len(spot),
+                                    notes=plan.notes))
     return results
+
+
+def _stamp(now: dt.datetime) -> str:
+    return now.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plan_region(region: str, bundled: Catalog, instance_types: list[str] | None, skip_empty: bool,
+                 unknown_models: dict[str, set[str]], backoff: Backoff) -> _RegionPlan:
+    """The region's GPU instance types gpuplan has specs for (or only `instance_types`, each of which must be)."""
+    ec2 = client("ec2", region)
+    plan = _RegionPlan(ec2=ec2, wanted={}, notes=[])
+    shapes = gpu_shapes(ec2, region, backoff)
+    if instance_types:
+        missing = [t for t in instance_types if t not in shapes]
+        if missing and not skip_empty:
+            hint = did_you_mean(missing[0], list(shapes))
+            raise PricingError(
+                f"region {region} does not offer {', '.join(missing)} (or it is not a GPU instance type).{hint} "
+                "Pick another region, or see `gpuplan prices show` for where it is priced"
+            )
+        shapes = {t: s for t, s in shapes.items() if t in instance_types}
+    for itype, shape in sorted(shapes.items()):
+        key = gpu_key(shape, bundled.gpus)
+        if key is None and not instance_types:
+            if shape.partition >= 1:
+                unknown_models.setdefault(f"{shape.manufacturer} {shape.gpu_name}".strip(), set()).add(itype)
+            continue
+        if instance_types and key is None:
+            raise PricingError(f"{itype} carries a {shape.manufacturer} {shape.gpu_name}, a GPU gpuplan has no "
+                               "specs for; add the GPU and the offer with --catalog FILE")
+        template, borrowed = _template(itype, shape.gpu_count, bundled)
+        if shape.gpu_count > 1 and template is None:
+            plan.notes.append(f"{itype}: {shape.gpu_count} GPUs but no interconnect data for the "
+                              f"{family_of(itype)} family; skipped (add it with allreduce_gbs in a --catalog file)")
+            continue
+        if borrowed:
+            plan.notes.append(f"{itype}: interconnect figures borrowed from {borrowed}")
+        plan.wanted[itype] = (shape, key, template)
+    if not plan.wanted and not skip_empty:
+        raise PricingError(f"region {region} offers none of the GPU instance types gpuplan has specs for; pick "
+                           "another region (see `gpuplan prices show` for regions with prices)")
+    return plan
+
+
+def _priced_offers(region: str, plan: _RegionPlan, on_demand: dict[tuple[str, str], float],
+                   spot: dict[str, tuple[float, float]], now: dt.datetime) -> list[InstanceOffer]:
+    offers: list[InstanceOffer] = []
+    unpriced: list[str] = []
+    for itype, (shape, key, template) in plan.wanted.items():
+        od = on_demand.get((itype, region))
+        sp = spot.get(itype)
+        if od is None and sp is None:
+            unpriced.append(itype)
+            continue
+        multi = template is not None and shape.gpu_count > 1
+        offers.append(InstanceOffer(
+            instance_type=itype, provider="aws", region=region, gpu=key, gpu_count=shape.gpu_count,
+            vcpus=shape.vcpus, memory_gib=round(shape.memory_mib / 1024, 2), on_demand_usd_per_hour=od,
+            spot_usd_per_hour=sp[1] if sp else None, spot_usd_per_hour_min=sp[0] if sp else None,
+            price_source=f"AWS Price List API (on-demand) and EC2 spot price history, fetched {_stamp(now)}",
+            price_date=now.date(),
+            interconnect=template.interconnect if multi else "none",  # type: ignore[union-attr]
+            allreduce_gbs=template.allreduce_gbs if multi else None,  # type: ignore[union-attr]
+            startup_seconds=template.startup_seconds if template else DEFAULT_STARTUP_SECONDS,
+        ))
+    if unpriced:
+        plan.notes.append(f"no Linux on-demand or spot price for {', '.join(unpriced)}; left out")
+    return offers
 
 
 def family_of(itype: str) -> str:
     return itype.split(".")[0]
 
 
-def enabled_regions(default_region: str) -> list[str]:
-    ec2 = client("ec2", default_region)
-    regions = call(ec2.describe_regions, "list regions", default_region)
+def enabled_regions(home_region: str, backoff: Backoff = Backoff()) -> list[str]:
+    ec2 = client("ec2", home_region)
+    regions = call(ec2.describe_regions, "list regions", home_region, backoff=backoff)
     return sorted(r["RegionName"] for r in regions.get("Regions", []))
-
-
-def default_region() -> str:
-    import boto3
-
-    return boto3.session.Session().region_name or "us-east-1"

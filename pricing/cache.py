@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gpuplan.errors import GpuplanError, one_line
+from pricing.errors import PricingError, one_line
 from pricing.models import SCHEMA_VERSION, Catalog
 
 # The folder name carries the schema version, so a gpuplan that reads another schema never trips over these files.
@@ -35,7 +35,7 @@ def cache_dir() -> Path:
 
 def check_region(region: str) -> str:
     if not _REGION.match(region):
-        raise GpuplanError(f"{region!r} is not an AWS region name; use one like us-east-1 or eu-west-1")
+        raise PricingError(f"{region!r} is not an AWS region name; use one like us-east-1 or eu-west-1")
     return region
 
 
@@ -67,7 +67,7 @@ def read_cache(region: str) -> tuple[CachedPrices | None, str | None]:
         return None, None
     try:
         return _parse(path, region), None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, ValidationError, GpuplanError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, ValidationError, PricingError) as e:
         reason = e.errors()[0]["msg"] if isinstance(e, ValidationError) else one_line(e)
         return None, (
             f"Warning: ignoring the unreadable price cache {path} ({reason[:160]}); "
@@ -111,7 +111,7 @@ def write_cache(region: str, catalog: Catalog, fetched_at: dt.datetime) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise GpuplanError(f"cannot write the price cache in {path.parent}: {one_line(e)}; check its permissions") from None
+        raise PricingError(f"cannot write the price cache in {path.parent}: {one_line(e)}; check its permissions") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(header)
@@ -125,7 +125,7 @@ def write_cache(region: str, catalog: Catalog, fetched_at: dt.datetime) -> Path:
         except OSError:
             pass
         if isinstance(e, Exception):
-            raise GpuplanError(
+            raise PricingError(
                 f"could not write the price cache {path}: {one_line(e)}; the previous cache is kept"
             ) from None
         raise

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gpuplan.errors import GpuplanError, did_you_mean, one_line
-from pricing.models import Catalog, GpuSpec, InstanceOffer
+from pricing.errors import PricingError, did_you_mean, one_line
+from pricing.models import DEFAULT_REGION, Catalog, GpuSpec, InstanceOffer
 
 BUNDLED = "bundled.yaml"
 
@@ -46,20 +46,20 @@ def _describe(err: ValidationError, doc: dict[str, Any]) -> str:
 
 def parse_catalog(doc: Any, origin: str) -> Catalog:
     if not isinstance(doc, dict):
-        raise GpuplanError(f"{origin}: a catalog is a YAML mapping with 'gpus' and/or 'offers' lists")
+        raise PricingError(f"{origin}: a catalog is a YAML mapping with 'gpus' and/or 'offers' lists")
     try:
         return Catalog.model_validate(doc)
     except ValidationError as e:
-        raise GpuplanError(f"{origin}: {_describe(e, doc)}") from None
+        raise PricingError(f"{origin}: {_describe(e, doc)}") from None
 
 
 def read_yaml(path: Path, what: str) -> Any:
     if not path.is_file():
-        raise GpuplanError(f"{what} {path} does not exist; check the path")
+        raise PricingError(f"{what} {path} does not exist; check the path")
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise GpuplanError(f"{what} {path} is not valid YAML: {one_line(e)}") from None
+        raise PricingError(f"{what} {path} is not valid YAML: {one_line(e)}") from None
 
 
 @cache
@@ -75,20 +75,20 @@ def overlay(base: Catalog, doc: Any, origin: str) -> Catalog:
     on_demand_usd_per_hour: 2.1}` is a private price. A new entry needs every required field.
     """
     if not isinstance(doc, dict):
-        raise GpuplanError(f"{origin}: a catalog is a YAML mapping with 'gpus' and/or 'offers' lists")
+        raise PricingError(f"{origin}: a catalog is a YAML mapping with 'gpus' and/or 'offers' lists")
     unknown = set(doc) - {"schema_version", "source", "gpus", "offers"}
     if unknown:
-        raise GpuplanError(f"{origin}: unknown top-level field(s) {', '.join(sorted(unknown))}; use gpus and offers")
+        raise PricingError(f"{origin}: unknown top-level field(s) {', '.join(sorted(unknown))}; use gpus and offers")
     merged: dict[str, Any] = base.model_dump(mode="json")
     merged["schema_version"] = doc.get("schema_version", merged["schema_version"])
     for section, key_of in (("gpus", lambda e: e.get("key")), ("offers", _offer_key)):
         entries = doc.get(section) or []
         if not isinstance(entries, list):
-            raise GpuplanError(f"{origin}: {section} must be a list")
+            raise PricingError(f"{origin}: {section} must be a list")
         existing = {key_of(e): i for i, e in enumerate(merged[section])}
         for n, entry in enumerate(entries):
             if not isinstance(entry, dict):
-                raise GpuplanError(f"{origin}: {section}[{n}] must be a mapping of field: value")
+                raise PricingError(f"{origin}: {section}[{n}] must be a mapping of field: value")
             k = key_of(entry)
             if k in existing:
                 merged[section][existing[k]] = {**merged[section][existing[k]], **entry}
@@ -98,11 +98,11 @@ def overlay(base: Catalog, doc: Any, origin: str) -> Catalog:
     try:
         return Catalog.model_validate(merged)
     except ValidationError as e:
-        raise GpuplanError(f"{origin}: {_describe(e, merged)}") from None
+        raise PricingError(f"{origin}: {_describe(e, merged)}") from None
 
 
 def _offer_key(entry: dict[str, Any]) -> tuple[Any, Any]:
-    return (entry.get("instance_type"), entry.get("region", "us-east-1"))
+    return (entry.get("instance_type"), entry.get("region", DEFAULT_REGION))
 
 
 def load_catalog(
@@ -113,7 +113,8 @@ def load_catalog(
     notes: Callable[[str], None] | None = None,
 ) -> Catalog:
     """The freshest prices (per region: the cache, else the bundled snapshot) with the user's `--catalog` file laid
-    over them, in one region or all. Says on stderr (or to `notes`) where the prices come from and how old they are.
+    over them, in one region or all. Where the prices come from and how old they are goes to `notes` (the CLI
+    prints them; `resolve_prices` returns them).
 
     With `base` (tests, or a caller with its own catalog) nothing is read from the cache and nothing is said.
     """
@@ -123,18 +124,9 @@ def load_catalog(
             catalog = overlay(catalog, read_yaml(Path(user_file), "catalog file"), f"catalog file {user_file}")
         return _in_region(catalog, region) if region else catalog
     resolved = resolve_prices(user_file, region)
-    say = notes or _note
-    for line in resolved.notes:
-        say(line)
+    for line in resolved.notes if notes else []:
+        notes(line)
     return resolved.catalog
-
-
-def resolve_catalog(
-    user_file: Path | None = None, region: str | None = None, *, now: dt.datetime | None = None
-) -> tuple[Catalog, list[str]]:
-    """(catalog, notes): what `load_catalog` returns and says, for callers that print the notes themselves."""
-    resolved = resolve_prices(user_file, region, now=now)
-    return resolved.catalog, resolved.notes
 
 
 @dataclass(frozen=True)
@@ -221,7 +213,7 @@ def _in_region(catalog: Catalog, region: str) -> Catalog:
     offers = [o for o in catalog.offers if o.region == region]
     if not offers:
         have = ", ".join(catalog.regions) or "none"
-        raise GpuplanError(
+        raise PricingError(
             f"no prices for region {region}: run `gpuplan prices refresh --region {region}`, or add offers for it "
             f"with --catalog FILE (regions with prices: {have})"
         )
@@ -290,18 +282,12 @@ def _describe_sources(sources: dict[tuple[str, str], PriceSource], now: dt.datet
     return lines
 
 
-def _note(message: str) -> None:
-    from gpuplan.render import note
-
-    note(message)
-
-
 def find_gpu(catalog: Catalog, key: str) -> GpuSpec:
     try:
         return catalog.gpu(key.lower())
     except KeyError:
         keys = [g.key for g in catalog.gpus]
-        raise GpuplanError(
+        raise PricingError(
             f"unknown GPU {key!r}.{did_you_mean(key, keys)} Known GPUs: {', '.join(keys)} (see `gpuplan gpus`)"
         ) from None
 
@@ -336,18 +322,19 @@ def select_offers(
     known_types = sorted({o.instance_type for o in catalog.offers})
     for t in instances or []:
         if t not in known_types:
-            raise GpuplanError(
+            raise PricingError(
                 f"unknown instance type {t!r}.{did_you_mean(t, known_types)} "
                 "See `gpuplan gpus` for the catalog, or add it with --catalog FILE"
             )
     offers = [o for o in catalog.offers if region is None or o.region == region]
     if region is not None and not offers:
-        raise GpuplanError(
+        raise PricingError(
             f"the catalog has no offers in region {region!r}; regions with prices: {', '.join(catalog.regions)}"
         )
     if gpus or instances:
         wanted_gpus = {g.lower() for g in gpus or []}
         offers = [o for o in offers if o.gpu in wanted_gpus or o.instance_type in (instances or [])]
         if not offers:
-            raise GpuplanError(f"no instance in region {region} carries {', '.join(gpus or instances or [])}")
+            where = f" in region {region}" if region else ""
+            raise PricingError(f"no instance{where} carries {', '.join(gpus or instances or [])}")
     return offers

@@ -8,7 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 SCHEMA_VERSION = 1
+DEFAULT_REGION = "us-east-1"  # an offer without a region, and AWS calls when neither --region nor the profile names one
+DEFAULT_STARTUP_SECONDS = 300.0  # boot, install and model load, when the catalog says nothing better
 
+Market = Literal["on-demand", "spot"]
 Interconnect = Literal["none", "pcie3", "pcie4", "pcie5", "nvlink2", "nvlink3", "nvlink4"]
 
 
@@ -46,7 +49,7 @@ class InstanceOffer(_Strict):
 
     instance_type: str
     provider: str = "aws"
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     gpu: str = Field(description="GpuSpec.key")
     gpu_count: PositiveInt
     vcpus: PositiveInt
@@ -61,7 +64,7 @@ class InstanceOffer(_Strict):
         None, description="gradient all-reduce bus bandwidth between the GPUs, GB/s (multi-GPU instances)"
     )
     startup_seconds: float = Field(
-        300.0, ge=0, description="boot, install and model load before training starts (billed)"
+        DEFAULT_STARTUP_SECONDS, ge=0, description="boot, install and model load before training starts (billed)"
     )
 
     @model_validator(mode="after")
@@ -75,6 +78,10 @@ class InstanceOffer(_Strict):
     @property
     def key(self) -> tuple[str, str]:
         return (self.instance_type, self.region)
+
+    def price(self, market: Market) -> float | None:
+        """USD per hour in this market ('on-demand' or 'spot'), or None when the catalog has no such price."""
+        return self.on_demand_usd_per_hour if market == "on-demand" else self.spot_usd_per_hour
 
 
 class Catalog(_Strict):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuplan.errors import GpuplanError
-from pricing import bundled_catalog, find_gpu, load_catalog, select_offers
+from pricing.errors import PricingError
+from pricing import Catalog, bundled_catalog, find_gpu, load_catalog, select_offers
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -82,20 +82,20 @@ def test_a_new_cloud_and_gpu_can_be_added(tmp_path):
 def test_a_malformed_catalog_names_the_bad_field(tmp_path, text, message):
     f = tmp_path / "bad.yaml"
     f.write_text(text)
-    with pytest.raises(GpuplanError, match=message):
+    with pytest.raises(PricingError, match=message):
         load_catalog(f)
 
 
 def test_a_missing_catalog_file_says_so(tmp_path):
-    with pytest.raises(GpuplanError, match="does not exist"):
+    with pytest.raises(PricingError, match="does not exist"):
         load_catalog(tmp_path / "none.yaml")
 
 
 def test_unknown_names_suggest_the_nearest():
     cat = bundled_catalog()
-    with pytest.raises(GpuplanError, match="Did you mean: a10g, a100"):
+    with pytest.raises(PricingError, match="Did you mean: a10g, a100"):
         find_gpu(cat, "a10O")
-    with pytest.raises(GpuplanError, match="Did you mean: g5.xlarge"):
+    with pytest.raises(PricingError, match="Did you mean: g5.xlarge"):
         select_offers(cat, instances=["g5.xlarg"])
 
 
@@ -105,5 +105,26 @@ def test_select_offers_by_gpu_instance_and_region():
         "g5.xlarge", "g5.2xlarge", "g5.12xlarge", "g5.48xlarge"}
     assert {o.instance_type for o in select_offers(cat, gpus=["t4"], instances=["p5.4xlarge"])} == {
         "g4dn.xlarge", "g4dn.2xlarge", "g4dn.12xlarge", "p5.4xlarge"}
-    with pytest.raises(GpuplanError, match="no offers in region 'mars-1'"):
+    with pytest.raises(PricingError, match="no offers in region 'mars-1'"):
         select_offers(cat, region="mars-1")
+
+
+def test_a_gpu_no_offer_carries_names_no_region_when_none_was_asked():
+    cat = load_catalog(base=Catalog(gpus=bundled_catalog().gpus, offers=[
+        o for o in bundled_catalog().offers if o.gpu == "t4"]))
+    with pytest.raises(PricingError, match=r"^no instance carries v100$"):
+        select_offers(cat, gpus=["v100"])
+
+
+def test_price_for_a_market():
+    offer = next(o for o in bundled_catalog().offers if o.spot_usd_per_hour)
+    assert offer.price("on-demand") == offer.on_demand_usd_per_hour
+    assert offer.price("spot") == offer.spot_usd_per_hour
+
+
+def test_pricing_imports_nothing_from_gpuplan():
+    import subprocess
+    import sys
+
+    code = "import pricing, pricing.refresh, pricing.aws, sys; assert not [m for m in sys.modules if m.startswith('gpuplan')]"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -10,7 +10,8 @@ from botocore import exceptions as bx
 from botocore.stub import Stubber
 from test_prices_fakes import add_products, expected_filters, no_waiting, price_item, stubbed_pricing  # noqa: F401
 
-from gpuplan.errors import GpuplanError
+from pricing.awsclient import Backoff
+from pricing.errors import PricingError
 from pricing import aws as aws_mod
 from pricing.catalog import bundled_catalog
 
@@ -120,7 +121,7 @@ def test_call_retries_a_throttle_with_growing_waits(no_waiting):  # noqa: F811
             raise a
         return a
 
-    assert aws_mod.call(flaky, "read prices", "us-east-1") == {"ok": True}
+    assert aws_mod.call(flaky, "read prices", "us-east-1", backoff=no_waiting.backoff) == {"ok": True}
     assert len(no_waiting) == 2 and 1 <= no_waiting[0] <= 2 and 2 <= no_waiting[1] <= 4
 
 
@@ -128,9 +129,9 @@ def test_call_gives_up_after_its_retries(no_waiting):  # noqa: F811
     def always(**_):
         raise _client_error("ThrottlingException")
 
-    with pytest.raises(GpuplanError, match="throttling .* after retries with backoff"):
-        aws_mod.call(always, "read prices", "us-east-1")
-    assert len(no_waiting) == aws_mod.THROTTLE_RETRIES
+    with pytest.raises(PricingError, match="throttling .* after retries with backoff"):
+        aws_mod.call(always, "read prices", "us-east-1", backoff=no_waiting.backoff)
+    assert len(no_waiting) == Backoff().retries
 
 
 @pytest.mark.parametrize(("err", "fragment"), [

@@ -9,10 +9,10 @@ import os
 import pytest
 import yaml
 
-from gpuplan.errors import GpuplanError
+from pricing.errors import PricingError
 from pricing import cache as cache_mod
 from pricing.cache import cache_path, cached_regions, read_cache, write_cache
-from pricing.catalog import bundled_catalog, load_catalog, resolve_catalog, resolve_prices
+from pricing.catalog import bundled_catalog, load_catalog, resolve_prices
 from pricing.models import Catalog, InstanceOffer
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
@@ -57,12 +57,13 @@ def test_default_location_is_home_dot_cache(monkeypatch, tmp_path):
     "schema_version: 99\nfetched_at: '2026-03-02T10:00:00+00:00'\n",  # another gpuplan's schema
     "\x00\x01binary",
 ])
-def test_a_corrupt_cache_falls_back_to_the_bundle_with_a_warning(text, capsys):
+def test_a_corrupt_cache_falls_back_to_the_bundle_with_a_warning(text):
     path = cache_path("us-east-1")
     path.parent.mkdir(parents=True)
     path.write_text(text)
-    catalog = load_catalog()
-    err = capsys.readouterr().err
+    said: list[str] = []
+    catalog = load_catalog(notes=said.append)
+    err = "\n".join(said)
     assert "Warning: ignoring the unreadable price cache" in err and "gpuplan prices refresh --region us-east-1" in err
     assert "bundled snapshot" in err
     assert g5(catalog).on_demand_usd_per_hour == g5(bundled_catalog()).on_demand_usd_per_hour
@@ -77,7 +78,7 @@ def test_interrupted_replace_keeps_the_old_cache(monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(cache_mod.os, "replace", power_cut)
-    with pytest.raises(GpuplanError, match="could not write the price cache .* the previous cache is kept"):
+    with pytest.raises(PricingError, match="could not write the price cache .* the previous cache is kept"):
         cache_region("us-east-1", 9.99)
     assert cache_path("us-east-1").read_bytes() == before
     assert [p.name for p in cache_path("us-east-1").parent.iterdir()] == ["aws-us-east-1.yaml"]
@@ -103,13 +104,14 @@ def test_serializer_dying_midway_keeps_the_old_cache(monkeypatch):
 def test_unwritable_cache_dir_is_one_error(isolated_cache):
     isolated_cache.mkdir()
     (isolated_cache / "gpuplan").write_text("a file where the folder should be")
-    with pytest.raises(GpuplanError, match="cannot write the price cache"):
+    with pytest.raises(PricingError, match="cannot write the price cache"):
         cache_region("us-east-1", 1.0)
 
 
 def test_cache_beats_bundle_and_says_so():
     cache_region("us-east-1", 0.777)
-    catalog, notes = resolve_catalog(now=NOW)
+    resolved = resolve_prices(now=NOW)
+    catalog, notes = resolved.catalog, resolved.notes
     assert g5(catalog).on_demand_usd_per_hour == 0.777
     assert any(o.instance_type == "p3.2xlarge" for o in catalog.offers)  # not in the cache: the bundled row stays
     assert notes[0].startswith("Prices for us-east-1 (1 offer): cache ") and "(2 hours old)" in notes[0]
@@ -140,20 +142,20 @@ def test_several_cached_regions_without_region_hold_all_of_them():
 
 
 def test_a_region_with_no_prices_is_an_error():
-    with pytest.raises(GpuplanError, match=r"no prices for region ap-south-1: run `gpuplan prices refresh"):
+    with pytest.raises(PricingError, match=r"no prices for region ap-south-1: run `gpuplan prices refresh"):
         load_catalog(region="ap-south-1", notes=lambda _: None)
 
 
 def test_many_cached_regions_read_as_one_line():
     for i, r in enumerate(["eu-west-1", "eu-west-2", "us-east-1", "us-west-2", "ap-south-1"]):
         cache_region(r, 1.0 + i / 10, age=dt.timedelta(days=i))
-    _, notes = resolve_catalog(now=NOW)
+    notes = resolve_prices(now=NOW).notes
     assert notes[0].startswith("Prices for 5 regions (5 offers): cache ") and "oldest 4 days old" in notes[0]
 
 
 def test_a_fresh_cache_has_no_warning():
     cache_region("us-east-1", 1.0, age=dt.timedelta(minutes=3))
-    _, notes = resolve_catalog(region="us-east-1", now=NOW)
+    notes = resolve_prices(region="us-east-1", now=NOW).notes
     cache_line = next(n for n in notes if "cache" in n)
     assert "(3 minutes old)" in cache_line
     assert not any(n.startswith("Warning") and "1 offer " in n for n in notes)
@@ -161,16 +163,24 @@ def test_a_fresh_cache_has_no_warning():
 
 def test_stale_cache_warns():
     write_cache("eu-west-1", region_catalog("eu-west-1", 1.0), NOW - dt.timedelta(days=10))
-    _, notes = resolve_catalog(region="eu-west-1", now=NOW)
+    notes = resolve_prices(region="eu-west-1", now=NOW).notes
     assert notes[-1] == ("Warning: prices for 1 offer in eu-west-1 are more than 7 days old; "
                          "run `gpuplan prices refresh --region eu-west-1` for today's prices")
 
 
-def test_load_catalog_prints_its_notes_to_stderr(capsys):
+def test_load_catalog_hands_its_notes_over_and_the_cli_prints_them_to_stderr(capsys):
+    from typer.testing import CliRunner
+
+    from gpuplan.cli import app
+
     cache_region("us-east-1", 1.0)
-    load_catalog()
-    captured = capsys.readouterr()
-    assert captured.out == "" and "Prices for us-east-1 (1 offer): cache" in captured.err
+    said: list[str] = []
+    load_catalog(notes=said.append)
+    assert capsys.readouterr() == ("", "")  # pricing prints nothing itself
+    assert any("Prices for us-east-1 (1 offer): cache" in n for n in said)
+    shown = CliRunner().invoke(app, ["gpus"])
+    assert shown.exit_code == 0, shown.output
+    assert "Prices for" not in shown.stdout and "Prices for us-east-1 (1 offer): cache" in shown.stderr
 
 
 def test_an_explicit_base_reads_no_cache_and_says_nothing(capsys):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from gpuplan.cli import app
 from pricing import aws as aws_mod
+from pricing.awsclient import Backoff
 from pricing.cache import cache_path
 from pricing.catalog import bundled_catalog
 
@@ -20,8 +21,9 @@ runner = CliRunner()
 SOME = ["--instance-type", "g4dn.xlarge", "--instance-type", "g5.xlarge", "--instance-type", "g4dn.12xlarge"]
 
 
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
+def invoke(*args: str, obj=None):
+    """obj: a pricing.awsclient.Backoff for `prices refresh` (tests record the waits instead of sleeping)."""
+    return runner.invoke(app, list(args), obj=obj)
 
 
 def failed(result, *fragments: str) -> None:
@@ -33,10 +35,10 @@ def failed(result, *fragments: str) -> None:
         assert f in lines[0], lines[0]
 
 
-def refresh_some(stub) -> None:
+def refresh_some(stub, obj=None) -> None:
     for t in ("g4dn.12xlarge", "g4dn.xlarge", "g5.xlarge"):  # queried in sorted order
         add_products(stub, t, ["us-east-1"])
-    result = invoke("prices", "refresh", "--region", "us-east-1", *SOME)
+    result = invoke("prices", "refresh", "--region", "us-east-1", *SOME, obj=obj)
     assert result.exit_code == 0, result.output
 
 
@@ -87,7 +89,7 @@ def test_enabled_regions_come_from_describe_regions(aws):
 
 def test_all_regions_prices_each_type_once(pricing_stub, monkeypatch):
     # moto builds a backend per region on first use (seconds each): three regions show the same as thirty.
-    monkeypatch.setattr(aws_mod, "enabled_regions", lambda home: ["ap-south-1", "eu-west-1", "us-east-1"])
+    monkeypatch.setattr(aws_mod, "enabled_regions", lambda home, backoff=None: ["ap-south-1", "eu-west-1", "us-east-1"])
     add_products(pricing_stub, "g5.xlarge", ["us-east-1", "eu-west-1"], single_region=False, pages=2)
     result = invoke("prices", "refresh", "--all-regions", "--instance-type", "g5.xlarge")
     assert result.exit_code == 0, result.output
@@ -175,17 +177,18 @@ def test_access_denied_keeps_the_cache(pricing_stub):
 
 def test_throttling_retries_then_gives_up_keeping_the_cache(pricing_stub, no_waiting):
     before = _cached_bytes(pricing_stub)
-    for _ in range(aws_mod.THROTTLE_RETRIES + 1):
+    for _ in range(Backoff().retries + 1):
         pricing_stub.add_client_error("get_products", service_error_code="ThrottlingException",
                                       service_message="Rate exceeded", http_status_code=400)
-    failed(invoke("prices", "refresh", "--region", "us-east-1", *SOME), "throttling", "wait a minute")
-    assert len(no_waiting) == aws_mod.THROTTLE_RETRIES and no_waiting == sorted(no_waiting)
+    failed(invoke("prices", "refresh", "--region", "us-east-1", *SOME, obj=no_waiting.backoff), "throttling",
+           "wait a minute")
+    assert len(no_waiting) == Backoff().retries and no_waiting == sorted(no_waiting)
     assert cache_path("us-east-1").read_bytes() == before
 
 
 def test_throttling_that_passes_is_invisible(pricing_stub, no_waiting):
     pricing_stub.add_client_error("get_products", service_error_code="ThrottlingException", http_status_code=400)
-    refresh_some(pricing_stub)
+    refresh_some(pricing_stub, obj=no_waiting.backoff)
     assert len(no_waiting) == 1
 
 

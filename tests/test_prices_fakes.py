@@ -15,6 +15,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from pricing.awsclient import Backoff
+
 # Linux on-demand USD/h, us-east-1 and eu-west-1, as published in late 2025.
 ON_DEMAND = {
     ("g4dn.xlarge", "us-east-1"): 0.526, ("g4dn.12xlarge", "us-east-1"): 3.912,
@@ -137,15 +139,19 @@ def any_products_call() -> dict[str, Any]:
     return {"ServiceCode": "AmazonEC2", "MaxResults": 100, "Filters": ANY}
 
 
+class Slept(list):
+    """The backoff waits asked for; `.backoff` records them here instead of sleeping (pass it, or obj= to the CLI)."""
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(sleep=self.append)
+
+
 @pytest.fixture
 def no_waiting(monkeypatch):
     """Backoff sleeps recorded instead of slept; botocore's own retries off so a failure shows at once."""
-    from pricing import aws as aws_mod
-
-    slept: list[float] = []
-    monkeypatch.setattr(aws_mod, "_sleep", slept.append)
-    monkeypatch.setattr(aws_mod, "MAX_ATTEMPTS", 1)
-    return slept
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    return Slept()
 
 
 @pytest.fixture

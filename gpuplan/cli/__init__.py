@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from gpuplan import __version__
-from gpuplan.errors import GpuplanError
+from pricing.errors import PricingError
 
 
 class GpuplanGroup(TyperGroup):
@@ -24,7 +24,7 @@ class GpuplanGroup(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except GpuplanError as e:
+        except PricingError as e:  # GpuplanError too: it derives from PricingError
             if os.environ.get("GPUPLAN_DEBUG") == "1":
                 raise
             _fail(str(e), e.exit_code)

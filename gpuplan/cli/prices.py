@@ -10,7 +10,7 @@ from gpuplan import render
 from gpuplan.cli import app
 from gpuplan.cli._options import CatalogOpt, FormatOpt
 from gpuplan.errors import GpuplanError
-from pricing.catalog import age_text, bundled_catalog, find_gpu, resolve_prices
+from pricing.catalog import age_text, find_gpu, resolve_prices
 
 prices_app = typer.Typer(
     name="prices", no_args_is_help=True, rich_markup_mode=None,
@@ -50,36 +50,23 @@ REFRESH_COLUMNS = [
 
 @prices_app.command()
 def refresh(
-    regions: RegionsOpt = None, all_regions: AllRegionsOpt = False, instance_types: InstanceTypesOpt = None
+    ctx: typer.Context, regions: RegionsOpt = None, all_regions: AllRegionsOpt = False,
+    instance_types: InstanceTypesOpt = None,
 ) -> None:
     """Fetch today's on-demand and spot prices into the cache. Example: gpuplan prices refresh --region us-east-1"""
-    from pricing import aws
-    from pricing.cache import write_cache
+    from pricing.awsclient import Backoff
+    from pricing.refresh import refresh_prices
 
     if regions and all_regions:
         raise typer.BadParameter("give --region or --all-regions, not both", param_hint="--all-regions")
-    if all_regions:
-        home = aws.default_region()
-        wanted = aws.enabled_regions(home)
-        render.note(f"Refreshing {len(wanted)} regions enabled for your account...")
-    else:
-        wanted = list(dict.fromkeys(regions or [aws.default_region()]))
-    results = aws.fetch_prices(
-        wanted, bundled_catalog(), instance_types=instance_types, skip_empty=all_regions, progress=render.note
-    )
-    # Written only after every region was fetched: a failure above leaves every previous cache file as it was.
-    rows = []
-    for r in results:
-        path = write_cache(r.region, r.catalog, r.fetched_at)
+    # Tests hand in a Backoff that records its waits instead of sleeping (CliRunner.invoke(..., obj=...)).
+    backoff = ctx.obj if isinstance(ctx.obj, Backoff) else Backoff()
+    done = refresh_prices(regions, all_regions=all_regions, instance_types=instance_types, progress=render.note,
+                          backoff=backoff)
+    for r in done:
         for n in r.notes:
             render.note(f"note: {r.region}: {n}")
-        offers = r.catalog.offers
-        rows.append({
-            "region": r.region, "offers": len(offers),
-            "with_on_demand": sum(o.on_demand_usd_per_hour is not None for o in offers),
-            "with_spot": sum(o.spot_usd_per_hour is not None for o in offers), "path": str(path),
-        })
-    render.out(render.table(rows, REFRESH_COLUMNS))
+    render.out(render.table([{**vars(r), "path": str(r.path)} for r in done], REFRESH_COLUMNS))
 
 
 @prices_app.command()

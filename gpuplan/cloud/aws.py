@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from gpuplan.errors import GpuplanError, one_line
+from gpuplan.errors import GpuplanError
+from pricing import awsclient
+from pricing.awsclient import error_code, error_message
 
-DEFAULT_REGION = "us-east-1"
+__all__ = ["Clients", "aws_errors", "error_code", "error_message", "make_clients", "resolve_region", "translate"]
+
 QUOTAS_URL = "https://console.aws.amazon.com/servicequotas/"
 PERMISSIONS_HINT = "see the IAM permissions gpuplan needs in the README (Launch: IAM permissions)"
 
@@ -23,15 +25,15 @@ class Clients:
 
     SERVICES = ("ec2", "s3", "iam", "ssm", "sts")
 
-    def __init__(self, region: str, session: Any, config: Any):
-        self.region, self._session, self._config = region, session, config
+    def __init__(self, region: str, session: Any):
+        self.region, self._session = region, session
         self._lock = threading.Lock()
         self._made: dict[str, Any] = {}
 
     def client(self, name: str) -> Any:
         with self._lock:
             if name not in self._made:
-                self._made[name] = self._session.client(name, region_name=self.region, config=self._config)
+                self._made[name] = awsclient.make_client(name, self.region, self._session)
             return self._made[name]
 
     ec2 = property(lambda self: self.client("ec2"))
@@ -42,33 +44,15 @@ class Clients:
 
 
 def resolve_region(region: str | None) -> str:
-    """--region, else the AWS profile's region (AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config), else us-east-1."""
-    if region:
-        return region
-    import boto3
-
-    return boto3.session.Session().region_name or DEFAULT_REGION
+    """--region, else the AWS profile's region (AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config), else the default."""
+    return region or awsclient.default_region()
 
 
 def make_clients(region: str | None = None) -> Clients:
     import boto3
-    from botocore.config import Config
 
     region = resolve_region(region)
-    # Standard retries ride out throttling; AWS_MAX_ATTEMPTS still overrides (tests set 1 to fail fast).
-    config = Config(retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", 5))},
-                    connect_timeout=10, read_timeout=60)
-    return Clients(region, boto3.session.Session(region_name=region), config)
-
-
-def error_code(err: BaseException) -> str:
-    response = getattr(err, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def error_message(err: BaseException) -> str:
-    response = getattr(err, "response", None) or {}
-    return one_line(Exception(response.get("Error", {}).get("Message", "")))
+    return Clients(region, boto3.session.Session(region_name=region))
 
 
 # vCPU quotas are per instance family group; the quota's name is what a user searches for in Service Quotas.
@@ -80,70 +64,40 @@ def _quota_name(instance_type: str | None, spot: bool) -> str:
 
 def translate(err: BaseException, action: str, *, instance_type: str | None = None, region: str | None = None,
               spot: bool = False) -> GpuplanError | None:
-    """The GpuplanError for an AWS fault, or None when it is not one (a bug, which should keep its traceback)."""
-    from botocore import exceptions as bx
+    """The GpuplanError for an AWS fault, or None when it is not one (a bug, which should keep its traceback).
 
+    The faults only a launch meets (capacity, quotas, AMIs, VPCs) are explained here; the rest by pricing's one
+    translator, which every AWS call of gpuplan shares.
+    """
+    message = _launch_fault(err, action, instance_type, region, spot)
+    if message is not None:
+        return GpuplanError(message)
+    return awsclient.translate(err, action, region=region, error=GpuplanError,  # type: ignore[return-value]
+                               needs=f"ask your administrator for it ({PERMISSIONS_HINT})")
+
+
+def _launch_fault(err: BaseException, action: str, instance_type: str | None, region: str | None,
+                  spot: bool) -> str | None:
+    code, msg = error_code(err), error_message(err)
     where = f" in {region}" if region else ""
     what = instance_type or "the instance"
-    if isinstance(err, (bx.NoCredentialsError, bx.PartialCredentialsError)):
-        return GpuplanError(
-            "no AWS credentials found; run `aws configure` (or `aws sso login`), or set AWS_PROFILE, "
-            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        )
-    if isinstance(err, (bx.ProfileNotFound, bx.NoRegionError)):
-        return GpuplanError(f"AWS configuration: {one_line(err)}; fix ~/.aws/config or pass --region")
-    if isinstance(err, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
-                        bx.ConnectionClosedError)):
-        url = getattr(err, "kwargs", {}).get("endpoint_url", "")
-        return GpuplanError(
-            f"cannot reach AWS{f' at {url}' if url else ''} while trying to {action}; check your network or proxy, "
-            "the region (--region) and AWS_ENDPOINT_URL if you set it"
-        )
-    if not isinstance(err, bx.ClientError):
-        if isinstance(err, bx.BotoCoreError):
-            return GpuplanError(f"AWS error while trying to {action}: {one_line(err)}")
-        return None
-    code, msg = error_code(err), error_message(err)
-    if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "UnauthorizedAccess",
-                "Forbidden", "403"):
-        return GpuplanError(
-            f"AWS denied permission to {action} ({code}); ask your administrator for it ({PERMISSIONS_HINT})"
-        )
-    if code in ("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
-                "ExpiredTokenException", "RequestExpired", "InvalidAccessKeyId", "UnrecognizedClientException"):
-        return GpuplanError(f"AWS rejected your credentials ({code}); refresh them (`aws sso login` or "
-                            "`aws configure`) and check the clock of this machine")
     if code == "InvalidInstanceType" or (code in ("InvalidParameterValue", "Unsupported") and "instance type" in
                                           msg.lower()):
-        return GpuplanError(
-            f"instance type {what} is not offered{where}; pick another with --instance or --region "
-            "(see `gpuplan gpus`)"
-        )
+        return f"instance type {what} is not offered{where}; pick another with --instance or --region (see `gpuplan gpus`)"
     if code == "VcpuLimitExceeded":
-        return GpuplanError(
-            f"your vCPU quota is too low to start {what}{where}; request more for "
-            f"\"{_quota_name(instance_type, spot)}\" at {QUOTAS_URL} (new accounts start at 0 for GPU instances)"
-        )
+        return (f"your vCPU quota is too low to start {what}{where}; request more for "
+                f"\"{_quota_name(instance_type, spot)}\" at {QUOTAS_URL} (new accounts start at 0 for GPU instances)")
     if code in ("InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity"):
-        return GpuplanError(
-            f"AWS has no {what} capacity{where} right now; retry in a few minutes, or try another --instance or "
-            "--region" + ("" if spot else ", or --spot")
-        )
+        return (f"AWS has no {what} capacity{where} right now; retry in a few minutes, or try another --instance or "
+                "--region" + ("" if spot else ", or --spot"))
     if code in ("SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded", "InsufficientSpotCapacity",
                 "SpotCapacityNotAvailable"):
-        return GpuplanError(
-            f"no spot capacity for {what}{where} ({code}); retry without --spot (on-demand), later, or in another "
-            "--region"
-        )
+        return f"no spot capacity for {what}{where} ({code}); retry without --spot (on-demand), later, or in another --region"
     if code.startswith("InvalidAMIID"):
-        return GpuplanError(f"the AMI was not found{where} ({code}); pass an AMI of this region with --ami-id")
-    if code == "OptInRequired":
-        return GpuplanError(f"your account is not enabled for this service or region{where}; {msg}")
-    if code in ("VPCIdNotSpecified", "MissingInput") or "default vpc" in msg.lower():
-        return GpuplanError(
-            f"there is no default VPC{where}; create one with `aws ec2 create-default-vpc --region {region}`"
-        )
-    return GpuplanError(f"AWS error while trying to {action}: {code}: {msg}".rstrip(": "))
+        return f"the AMI was not found{where} ({code}); pass an AMI of this region with --ami-id"
+    if code in ("VPCIdNotSpecified", "MissingInput") or (code and "default vpc" in msg.lower()):
+        return f"there is no default VPC{where}; create one with `aws ec2 create-default-vpc --region {region}`"
+    return None
 
 
 @contextlib.contextmanager
