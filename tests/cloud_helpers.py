@@ -13,10 +13,17 @@ from typing import Any
 
 import boto3
 
+from gpuplan.cloud.settings import LaunchSettings
 from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
 from gpuplan.workload import build_workload
 
 LIVE_STATES = ["pending", "running"]
+# moto has no Deep Learning Base AMI parameters (and /aws/ names are reserved): launches use its DL image by name.
+MOTO_AMI = ("Deep Learning AMI Ubuntu*",)
+# Fast polling and retries, moto's AMI: what the tests hand to `gpuplan launch` (CliRunner.invoke(..., obj=FAST)).
+FAST = LaunchSettings(poll_seconds=0.02, profile_retry_seconds=0.0, terminate_retry_seconds=0.0,
+                      ami_name_patterns=MOTO_AMI)
+
 ENDPOINT: list[str] = []  # the moto server's URL, set by the test fixture; tests may point AWS_ENDPOINT_URL elsewhere
 
 

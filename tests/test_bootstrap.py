@@ -10,18 +10,16 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cloud_helpers import ENDPOINT, FakeInstances, ec2, gpuplan_instances, live_instances, s3, tags
+from cloud_helpers import ENDPOINT, FAST, FakeInstances, ec2, gpuplan_instances, live_instances, s3, tags
 from typer.testing import CliRunner
 
 import gpuplan
 from gpuplan.measurement import CalibrationResult
 from gpuplan.cli import app
-from gpuplan.cloud import fleet
-from gpuplan.cloud import resources
-from gpuplan.cloud import wait as wait_mod
 from gpuplan.cloud.bootstrap import BootstrapParams, render_user_data
 
 BUCKET = "gpuplan-test-bucket"
@@ -33,9 +31,6 @@ TINY = {"model_type": "bert", "vocab_size": 500, "hidden_size": 64, "num_hidden_
 def sandbox(aws, tmp_path, monkeypatch):
     """A folder with fake `shutdown` and `pip` first on PATH (both record their arguments), and the env that
     points the script at them instead of the machine."""
-    monkeypatch.setattr(wait_mod, "POLL_SECONDS", 0.05)
-    monkeypatch.setattr(fleet, "TERMINATE_RETRY_SECONDS", 0.0)
-    monkeypatch.setattr(resources, "AMI_NAME_PATTERNS", ["Deep Learning AMI Ubuntu*"])
     ENDPOINT[:] = [aws]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -144,7 +139,7 @@ def test_launch_runs_its_own_user_data_with_the_real_calibrate(sandbox, monkeypa
         "--batch-size", "2", "--seq-len", "16", "--precision", "fp32", "--steps", "2",
         "--calibrate-arg=--warmup-steps=1", "--dataset", str(Path(__file__).parent / "data" / "reviews.csv"),
         "--text-column", "review", "--label-column", "sentiment",
-        "--max-minutes", "20", "--save", "results"])
+        "--max-minutes", "20", "--save", "results"], obj=replace(FAST, poll_seconds=0.05))
     fake.join()
     assert fake.error is None
     (done,) = runs

@@ -11,12 +11,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
-from cloud_helpers import ENDPOINT, live_instances, s3
+from cloud_helpers import ENDPOINT, FAST, MOTO_AMI, live_instances, s3
 
 from gpuplan.cloud import resources as res
 from gpuplan.cloud import s3cp
 from gpuplan.cloud.aws import make_clients, translate
-from gpuplan.cloud.launch import LaunchRequest, Prepared, plan_launch, start_instance
+from gpuplan.cloud.launchplan import plan_launch
+from gpuplan.cloud.request import LaunchRequest
+from gpuplan.cloud.start import start_instance
+from gpuplan.cloud.uploads import Prepared
 from gpuplan.cloud.wait import LaunchFailed, wait_for_result
 from gpuplan.errors import GpuplanError
 from gpuplan.workload import build_workload
@@ -24,8 +27,7 @@ from pricing.catalog import bundled_catalog
 
 
 @pytest.fixture
-def clients(aws, monkeypatch):
-    monkeypatch.setattr(res, "AMI_NAME_PATTERNS", ["Deep Learning AMI Ubuntu*"])
+def clients(aws):
     ENDPOINT[:] = [aws]
     yield make_clients("us-east-1")
     assert live_instances() == [], "an instance was left pending or running"
@@ -70,22 +72,20 @@ def test_translate_names_the_right_quota():
     assert translate(ValueError("a bug"), "x") is None  # bugs keep their traceback
 
 
-def test_find_ami_from_ssm_then_describe_images_then_the_flag(clients, monkeypatch):
+def test_find_ami_from_ssm_then_describe_images_then_the_flag(clients):
     amazon = boto3.client("ec2", endpoint_url=ENDPOINT[0]).describe_images(
         Owners=["amazon"], Filters=[{"Name": "name", "Values": ["Deep Learning AMI Ubuntu*"]}])["Images"][0]
-    found = res.find_ami(clients)
+    found = res.find_ami(clients, name_patterns=MOTO_AMI)
     assert (found.image_id, found.source) == (amazon["ImageId"], "describe_images 'Deep Learning AMI Ubuntu*'")
     # /aws/service/... names are reserved in moto too, so the test's parameter lives elsewhere.
     clients.ssm.put_parameter(Name="/test/dlami/ami-id", Value=amazon["ImageId"], Type="String")
-    monkeypatch.setattr(res, "AMI_PARAMETERS", ["/test/missing", "/test/dlami/ami-id"])
-    assert res.find_ami(clients).source == "SSM /test/dlami/ami-id"
+    ssm = ["/test/missing", "/test/dlami/ami-id"]
+    assert res.find_ami(clients, parameters=ssm, name_patterns=MOTO_AMI).source == "SSM /test/dlami/ami-id"
     assert res.find_ami(clients, amazon["ImageId"]).source == "--ami-id"
     with pytest.raises(GpuplanError, match="AMI ami-12345678 was not found in us-east-1"):
         res.find_ami(clients, "ami-12345678")
-    monkeypatch.setattr(res, "AMI_PARAMETERS", [])
-    monkeypatch.setattr(res, "AMI_NAME_PATTERNS", ["No Such AMI *"])
     with pytest.raises(GpuplanError, match="found no Deep Learning Base AMI in us-east-1; pass one with --ami-id"):
-        res.find_ami(clients)
+        res.find_ami(clients, parameters=[], name_patterns=["No Such AMI *"])
 
 
 def test_an_existing_bucket_is_used_as_it_is(clients):
@@ -127,7 +127,7 @@ def request(**kw) -> LaunchRequest:
 
 
 def test_plan_costs_are_price_times_minutes(clients):
-    plan = plan_launch(request(max_minutes=60, steps=10), bundled_catalog(), clients)
+    plan = plan_launch(request(max_minutes=60, steps=10), bundled_catalog(), clients, FAST)
     (t,) = plan.targets
     assert t.usd_per_hour == 0.526 and t.price_basis == "on-demand"
     # boot (the catalog's startup_seconds) + install + 2 precisions
@@ -135,13 +135,13 @@ def test_plan_costs_are_price_times_minutes(clients):
     assert t.expected_usd == pytest.approx(0.526 * t.expected_minutes / 60)
     assert t.max_usd == pytest.approx(0.526)
     assert plan.timeout_minutes == 65 and plan.bucket == "gpuplan-123456789012-us-east-1"
-    spot = plan_launch(request(spot=True), bundled_catalog(), clients).targets[0]
+    spot = plan_launch(request(spot=True), bundled_catalog(), clients, FAST).targets[0]
     assert (spot.usd_per_hour, spot.price_basis) == (0.208, "typical spot")
     with pytest.raises(GpuplanError, match="given twice"):
         plan_launch(LaunchRequest(workload=build_workload(), instance_types=["g4dn.xlarge"] * 2), bundled_catalog(),
-                    clients)
+                    clients, FAST)
     with pytest.raises(GpuplanError, match="wheel nope.whl does not exist"):
-        plan_launch(request(wheel="nope.whl"), bundled_catalog(), clients)
+        plan_launch(request(wheel="nope.whl"), bundled_catalog(), clients, FAST)
 
 
 @pytest.mark.parametrize("code, fragment", [
@@ -150,7 +150,7 @@ def test_plan_costs_are_price_times_minutes(clients):
     ("UnauthorizedOperation", "AWS denied permission to launch g4dn.xlarge"),
 ])
 def test_start_instance_faults_with_stubber(clients, code, fragment):
-    plan = plan_launch(request(), bundled_catalog(), clients)
+    plan = plan_launch(request(), bundled_catalog(), clients, FAST)
     with Stubber(clients.ec2) as stub:
         stub.add_client_error("run_instances", service_error_code=code, service_message=code, http_status_code=400)
         with pytest.raises(GpuplanError, match=fragment.replace(".", r"\.")):
@@ -159,7 +159,7 @@ def test_start_instance_faults_with_stubber(clients, code, fragment):
 
 
 def test_spot_capacity_with_stubber(clients):
-    plan = plan_launch(request(spot=True), bundled_catalog(), clients)
+    plan = plan_launch(request(spot=True), bundled_catalog(), clients, FAST)
     with Stubber(clients.ec2) as stub:
         stub.add_client_error("run_instances", service_error_code="InsufficientInstanceCapacity",
                               http_status_code=500)
@@ -169,7 +169,7 @@ def test_spot_capacity_with_stubber(clients):
 
 
 def test_spot_interruption_with_stubber(clients):
-    plan = plan_launch(request(spot=True), bundled_catalog(), clients)
+    plan = plan_launch(request(spot=True), bundled_catalog(), clients, FAST)
     s3().create_bucket(Bucket=plan.bucket)  # empty: no result ever arrives
     ended = {"Reservations": [{"Instances": [{
         "InstanceId": "i-0123456789abcdef0", "State": {"Code": 48, "Name": "terminated"},
@@ -185,7 +185,7 @@ def test_spot_interruption_with_stubber(clients):
 
 
 def test_wait_gives_up_at_the_timeout_without_sleeping_for_real(clients):
-    plan = plan_launch(request(timeout_minutes=30), bundled_catalog(), clients)
+    plan = plan_launch(request(timeout_minutes=30), bundled_catalog(), clients, FAST)
     s3().create_bucket(Bucket=plan.bucket)
     running = {"Reservations": [{"Instances": [{"InstanceId": "i-0123456789abcdef0",
                                                 "State": {"Code": 16, "Name": "running"}}]}]}

@@ -12,17 +12,14 @@ import os
 import signal
 
 import pytest
-from cloud_helpers import (ENDPOINT, FakeInstances, ec2, fail_operation, gpuplan_instances, live_instances, make_result,
+from cloud_helpers import (ENDPOINT, FAST, FakeInstances, ec2, fail_operation, gpuplan_instances, live_instances, make_result,
                            patch_response, s3, tags, upload_result)
 from typer.testing import CliRunner
 
 import gpuplan
 from gpuplan.cli import app
 from gpuplan.cloud import aws as aws_mod
-from gpuplan.cloud import fleet
-from gpuplan.cloud import launch as launch_mod
 from gpuplan.cloud import resources
-from gpuplan.cloud import wait as wait_mod
 
 runner = CliRunner()
 ACCOUNT = "123456789012"  # moto's
@@ -31,12 +28,7 @@ BUCKET = f"gpuplan-{ACCOUNT}-us-east-1"
 
 @pytest.fixture
 def cloud(aws, monkeypatch):
-    """moto, fast polling, an AMI moto has, and the leak check after the test."""
-    monkeypatch.setattr(wait_mod, "POLL_SECONDS", 0.02)
-    monkeypatch.setattr(launch_mod, "PROFILE_RETRY_SECONDS", 0.0)
-    monkeypatch.setattr(fleet, "TERMINATE_RETRY_SECONDS", 0.0)
-    # moto has no Deep Learning Base AMI parameters (and /aws/ names are reserved): use its DL image by name.
-    monkeypatch.setattr(resources, "AMI_NAME_PATTERNS", ["Deep Learning AMI Ubuntu*"])
+    """moto and the leak check after the test (fast polling and moto's AMI come with every `invoke`: FAST)."""
     ENDPOINT[:] = [aws]
     yield aws
     assert live_instances() == [], "an instance was left pending or running"
@@ -60,7 +52,7 @@ def on_clients(monkeypatch):
 
 
 def invoke(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input)
+    return runner.invoke(app, list(args), input=input, obj=FAST)
 
 
 def failed(result, *fragments: str, code: int | None = None) -> str:

@@ -2,96 +2,103 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gpuplan import render
 from gpuplan.cli import app
 from gpuplan.cli._options import (
-    BatchSizeOpt, CatalogOpt, EpochsOpt, FormatOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt, WorkloadOpt,
-    workload_from_flags,
+    BatchSizeOpt, CatalogOpt, EpochsOpt, FormatOpt, LabelColumnOpt, ModelOpt, NumExamplesOpt, PrecisionOpt,
+    SeqLenOpt, StepsOpt, TextColumnOpt, WorkloadOpt, workload_from_flags,
 )
 from gpuplan.errors import GpuplanError
+from pricing.models import DEFAULT_REGION
+
+if TYPE_CHECKING:
+    from gpuplan.cloud.fleet import InstanceStatus
 
 AwsRegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region. [default: your AWS profile's, "
-                                                  "else us-east-1]")]
+                                                  f"else {DEFAULT_REGION}]")]
+InstanceOpt = Annotated[list[str], typer.Option("--instance", metavar="TYPE", help="EC2 instance type to measure on "
+                                                "(repeatable: several run in parallel), e.g. g5.xlarge.")]
+SpotOpt = Annotated[bool, typer.Option("--spot", help="Use spot instances (cheaper; AWS may interrupt them).")]
+BucketOpt = Annotated[str | None, typer.Option("--bucket", help="S3 bucket for results. [default: "
+                                               "gpuplan-ACCOUNT-REGION, created private and encrypted]")]
+AmiOpt = Annotated[str | None, typer.Option("--ami-id", help="AMI to boot. [default: the latest Deep Learning Base "
+                                            "AMI]")]
+ProfileOpt = Annotated[str | None, typer.Option("--instance-profile", help="Existing instance profile to use. "
+                                                "[default: gpuplan-calibration, created]")]
+WheelOpt = Annotated[Path | None, typer.Option("--wheel", help="Install this gpuplan wheel on the instance instead of "
+                                               "the PyPI release of this version.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Minutes to wait for a result before "
+                                                  "terminating. [default: --max-minutes + 5]")]
+MaxMinutesOpt = Annotated[int, typer.Option("--max-minutes", help="Watchdog: the instance powers itself off (and "
+                                            "terminates) after this many minutes, whatever happens.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Launch without asking.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan and check permissions with EC2's DryRun; "
+                                         "start nothing.")]
+CalibrateArgOpt = Annotated[list[str] | None, typer.Option("--calibrate-arg", help="Extra flag for `gpuplan calibrate` "
+                                                           "on the instance (repeatable), e.g. "
+                                                           "--calibrate-arg=--warmup-steps=2.")]
+SaveOpt = Annotated[Path | None, typer.Option("--save", help="Also write each calibration result (JSON) into this "
+                                              "folder.")]
+LaunchDatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Your data: a CSV or JSON Lines file (checked "
+                                                      "here, shipped via S3) or a Hub dataset name. [default: "
+                                                      "synthetic]")]
 
 
 @app.command()
 def launch(
-    instance: Annotated[list[str], typer.Option("--instance", metavar="TYPE", help="EC2 instance type to measure on (repeatable: "
-                                                "several run in parallel), e.g. g5.xlarge.")],
-    model: ModelOpt = None,
-    seq_len: SeqLenOpt = None,
-    batch_size: BatchSizeOpt = None,
-    num_examples: NumExamplesOpt = None,
-    epochs: EpochsOpt = None,
-    precision: PrecisionOpt = None,
-    workload: WorkloadOpt = None,
-    catalog: CatalogOpt = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Timed steps per precision on the instance. "
-                                              "[default: calibrate's]")] = None,
-    spot: Annotated[bool, typer.Option("--spot", help="Use spot instances (cheaper; AWS may interrupt them).")] = False,
-    region: AwsRegionOpt = None,
-    bucket: Annotated[str | None, typer.Option("--bucket", help="S3 bucket for results. [default: "
-                                               "gpuplan-ACCOUNT-REGION, created private and encrypted]")] = None,
-    ami_id: Annotated[str | None, typer.Option("--ami-id", help="AMI to boot. [default: the latest Deep Learning "
-                                               "Base AMI]")] = None,
-    instance_profile: Annotated[str | None, typer.Option("--instance-profile", help="Existing instance profile "
-                                                         "to use. [default: gpuplan-calibration, created]")] = None,
-    wheel: Annotated[Path | None, typer.Option("--wheel", help="Install this gpuplan wheel on the instance instead "
-                                               "of the PyPI release of this version.")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Minutes to wait for a result before "
-                                                  "terminating. [default: --max-minutes + 5]")] = None,
-    max_minutes: Annotated[int, typer.Option("--max-minutes", help="Watchdog: the instance powers itself off "
-                                             "(and terminates) after this many minutes, whatever happens.")] = 45,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Launch without asking.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and check permissions with EC2's "
-                                          "DryRun; start nothing.")] = False,
-    calibrate_arg: Annotated[list[str] | None, typer.Option("--calibrate-arg", help="Extra flag for `gpuplan "
-                                                            "calibrate` on the instance (repeatable), e.g. "
-                                                            "--calibrate-arg=--warmup-steps=2.")] = None,
-    save: Annotated[Path | None, typer.Option("--save", help="Also write each calibration result (JSON) into "
-                                              "this folder.")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Your data: a CSV or JSON Lines file (checked "
-                                                "here, shipped via S3) or a Hub dataset name. [default: synthetic]")] = None,
-    text_column: Annotated[str, typer.Option("--text-column", help="With --dataset: column with the texts.")] = "text",
-    label_column: Annotated[str, typer.Option("--label-column", help="With --dataset: column with the labels.")] = "label",
-    fmt: FormatOpt = "table",
+    ctx: typer.Context, instance: InstanceOpt, model: ModelOpt = None, seq_len: SeqLenOpt = None,
+    batch_size: BatchSizeOpt = None, num_examples: NumExamplesOpt = None, epochs: EpochsOpt = None,
+    precision: PrecisionOpt = None, workload: WorkloadOpt = None, catalog: CatalogOpt = None, steps: StepsOpt = None,
+    spot: SpotOpt = False, region: AwsRegionOpt = None, bucket: BucketOpt = None, ami_id: AmiOpt = None,
+    instance_profile: ProfileOpt = None, wheel: WheelOpt = None, timeout: TimeoutOpt = None,
+    max_minutes: MaxMinutesOpt = 45, yes: YesOpt = False, dry_run: DryRunOpt = False,
+    calibrate_arg: CalibrateArgOpt = None, save: SaveOpt = None, dataset: LaunchDatasetOpt = None,
+    text_column: TextColumnOpt = "text", label_column: LabelColumnOpt = "label", fmt: FormatOpt = "table",
 ) -> None:
     """Measure on EC2 GPUs, always terminate them, print the estimate. Example: gpuplan launch --instance g5.xlarge"""
-    from gpuplan.cloud import fleet
-    from gpuplan.cloud import launch as cl
+    from gpuplan.cloud import fleet, launchplan, report, start, uploads
     from gpuplan.cloud.aws import make_clients
+    from gpuplan.cloud.describe import describe_plan
+    from gpuplan.cloud.request import new_request
+    from gpuplan.cloud.settings import LaunchSettings
     from pricing.catalog import load_catalog, select_offers
 
     render.check_format(fmt)
+    # Tests hand in faster polling and moto's AMI names (CliRunner.invoke(..., obj=LaunchSettings(...))).
+    settings = ctx.obj if isinstance(ctx.obj, LaunchSettings) else LaunchSettings()
     wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)
-    cat = load_catalog(catalog)
+    cat = load_catalog(catalog, notes=render.note)
     select_offers(cat, instances=instance)  # an unknown type fails here, with the nearest names
-    request = cl.new_request(workload=wl, instance_types=instance, region=region, spot=spot, bucket=bucket,
-                             ami_id=ami_id, instance_profile=instance_profile, wheel=wheel, timeout_minutes=timeout,
-                             max_minutes=max_minutes, steps=steps, extra_calibrate_args=calibrate_arg or [],
-                             dataset=dataset, text_column=text_column, label_column=label_column)
+    request = new_request(workload=wl, instance_types=instance, region=region, spot=spot, bucket=bucket,
+                          ami_id=ami_id, instance_profile=instance_profile, wheel=wheel, timeout_minutes=timeout,
+                          max_minutes=max_minutes, steps=steps, extra_calibrate_args=calibrate_arg or [],
+                          dataset=dataset, text_column=text_column, label_column=label_column)
     clients = make_clients(region)
-    plan = cl.plan_launch(request, cat, clients)
-    for line in cl.describe_plan(plan):
-        render.note(line)
+    plan = launchplan.plan_launch(request, cat, clients, settings)
+    _notes(describe_plan(plan))
     if dry_run:
-        for line in cl.dry_run(plan, clients):
-            render.note(line)
-        render.note("Dry run: nothing was created or started.")
+        _notes([*start.dry_run(plan, clients), "Dry run: nothing was created or started."])
         return
     if not yes and not _confirmed():
         render.note("Nothing was launched.")
         raise typer.Exit(1)
-    prepared = cl.prepare(plan, clients)
-    for item in prepared.created:
-        render.note(f"created {item}")
-    outcomes = fleet.launch_all(plan, prepared, clients)
-    _report(outcomes, wl, cat, plan, spot, fmt, save)
+    prepared = uploads.prepare(plan, clients)
+    _notes(f"created {item}" for item in prepared.created)
+    with _ProgressView() as view:
+        outcomes = fleet.launch_all(plan, prepared, clients, listener=view, settings=settings)
+    _render_report(report.collect(outcomes, cat), lambda r: report.launch_estimate(r, wl, cat, plan, spot), fmt, save)
+
+
+def _notes(lines) -> None:  # type: ignore[no-untyped-def]
+    for line in lines:
+        render.note(line)
 
 
 def _confirmed() -> bool:
@@ -104,40 +111,70 @@ def _confirmed() -> bool:
         raise GpuplanError("no answer to \"Launch?\" (stdin is closed); pass --yes to launch without asking") from None
 
 
-def _report(outcomes, wl, cat, plan, spot, fmt, save) -> None:  # type: ignore[no-untyped-def]
-    """Show failed launches' logs, save the results, print the estimate with the measured rows."""
+def _render_report(rep, estimate, fmt: str, save: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """Failed launches' logs, the saved results, then the estimate with the measured rows (or the failure)."""
     from gpuplan.cli.estimate import render_estimate
-    from gpuplan.cloud.launch import complete_device
-    from gpuplan.cloud.wait import LaunchFailed
-    from gpuplan.plan import make_estimate
 
-    results = []
-    for o in outcomes:
-        if isinstance(o.error, LaunchFailed) and o.error.log_tail:
-            render.note(f"--- last lines of {o.target.instance_type}'s log ({o.error.log_uri}) ---")
-            for line in o.error.log_tail:
-                render.note(f"  {line}")
-        if o.result is not None:
-            results.append(complete_device(o.result, cat, o.target.instance_type))
-            if save is not None:
-                save.mkdir(parents=True, exist_ok=True)
-                path = save / f"{o.target.launch_id}-{o.target.instance_type}.json"
-                results[-1].save(path)
-                render.note(f"wrote {path}")
-    failed = [o for o in outcomes if o.result is None]
-    for o in failed if results else []:
-        render.note(f"{o.target.instance_type}: {o.error}")
-    if not results:
-        if len(failed) == 1 and failed[0].error is not None:
-            raise failed[0].error  # itself, so that GPUPLAN_DEBUG=1 shows where it came from
-        raise GpuplanError("; ".join(f"{o.target.instance_type}: {o.error}" for o in failed))
-    offers = [o for o in cat.offers if o.region == plan.region] or list(cat.offers)
-    render_estimate(make_estimate(wl, offers, cat, calibrations=results, spot=spot), fmt)
-    if failed:
-        raise GpuplanError(f"{len(failed)} of {len(outcomes)} launches gave no result (see above); the estimate "
-                           "uses the others")
+    for instance_type, err in rep.log_tails:
+        _notes([f"--- last lines of {instance_type}'s log ({err.log_uri}) ---", *(f"  {ln}" for ln in err.log_tail)])
+    _notes(f"wrote {path}" for path in (rep.save(save) if save is not None else []))
+    _notes(f"{o.target.instance_type}: {o.error}" for o in (rep.failed if rep.measured else []))
+    if (nothing := rep.nothing_measured()) is not None:
+        raise nothing
+    render_estimate(estimate(rep), fmt)
+    if (partial := rep.some_failed()) is not None:
+        raise partial
 
 
+class _ProgressView:
+    """One status line per instance on stderr: rewritten in place on a terminal, printed on change otherwise."""
+
+    def __init__(self) -> None:
+        self.stream = sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.lock = threading.Lock()
+        self.rows: dict[str, InstanceStatus] = {}
+        self.printed: dict[str, str] = {}
+        self.width = 0
+
+    def __enter__(self) -> _ProgressView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._end_line()
+
+    def status(self, s: InstanceStatus) -> None:
+        with self.lock:
+            self.rows[s.instance_type] = s
+
+    def tick(self) -> None:
+        with self.lock:
+            if self.tty:
+                line = " | ".join(self._row(s) for s in self.rows.values())
+                self.stream.write("\r" + line.ljust(self.width))
+                self.width = len(line)
+            else:
+                for key, s in self.rows.items():
+                    if self.printed.get(key) != s.state:
+                        self.stream.write(self._row(s) + "\n")
+                        self.printed[key] = s.state
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        self._end_line()
+        render.note(text)
+
+    def _end_line(self) -> None:
+        with self.lock:
+            if self.tty and self.width:
+                self.stream.write("\n")
+                self.stream.flush()
+                self.width = 0
+
+    @staticmethod
+    def _row(s: InstanceStatus) -> str:
+        cost = "" if s.usd_so_far is None else f", {render.usd(s.usd_so_far)} so far"
+        return f"{s.instance_type} {s.instance_id} {s.state} {render.duration(s.elapsed_seconds)}{cost}"
 instances_app = typer.Typer(help="The EC2 instances gpuplan started: list them, terminate them.",
                             no_args_is_help=False, rich_markup_mode=None)
 app.add_typer(instances_app, name="instances")
@@ -166,14 +203,11 @@ def instances(
     from pricing.catalog import load_catalog
 
     render.check_format(fmt)
-    rows = [r.model_dump(mode="json") for r in list_instances(make_clients(region), load_catalog(catalog),
+    rows = [r.model_dump(mode="json") for r in list_instances(make_clients(region),
+                                                             load_catalog(catalog, notes=render.note),
                                                              include_ended=ended)]
-    if fmt == "json":
-        render.out(render.dumps_json(rows))
-    elif fmt == "csv":
-        render.out(render.to_csv(rows, [k for k, _, _ in INSTANCE_COLUMNS] + ["launched_at", "region"]))
-    elif rows:
-        render.out(render.table(rows, INSTANCE_COLUMNS))
+    if rows or fmt != "table":
+        render.emit(rows, INSTANCE_COLUMNS, fmt, csv_keys=[k for k, _, _ in INSTANCE_COLUMNS] + ["launched_at", "region"])
     else:
         render.note("No gpuplan instances" + ("" if ended else " running") + ".")
 
@@ -192,5 +226,6 @@ def instances_terminate(
 
     if bool(instance_id) == all_:
         raise GpuplanError("give instance ids or --all (not both)")
-    ended = terminate(make_clients(region), load_catalog(catalog), instance_id or [], all_active=all_)
+    ended = terminate(make_clients(region), load_catalog(catalog, notes=render.note), instance_id or [],
+                      all_active=all_)
     render.note(f"terminating {', '.join(ended)}" if ended else "Nothing to terminate: no such instance is running.")

@@ -1,4 +1,5 @@
-"""Run one launch per instance type in parallel, show progress, and terminate every instance whatever happens.
+"""Run one launch per instance type in parallel, report progress to a listener, and terminate every instance
+whatever happens.
 
 Guarantees, in order of defence:
 1. each launch thread terminates its own instance in a `finally` (success, timeout, any error);
@@ -12,23 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuplan.measurement import CalibrationResult
 from gpuplan.cloud.aws import Clients, translate
-from gpuplan.cloud.launch import LaunchPlan, Prepared, TargetPlan, start_instance
+from gpuplan.cloud.launchplan import LaunchPlan, TargetPlan
+from gpuplan.cloud.settings import TERMINATE_RETRY_SECONDS, LaunchSettings
+from gpuplan.cloud.start import start_instance
+from gpuplan.cloud.uploads import Prepared
 from gpuplan.cloud.wait import Cancelled, wait_for_result
 from gpuplan.errors import GpuplanError, one_line
-from gpuplan.render import duration, usd
+from gpuplan.measurement import CalibrationResult
 
 JOIN_SECONDS = 120.0
-TERMINATE_RETRY_SECONDS = 0.5  # after Ctrl-C: how long to wait for a launch call in flight to return its instance id
 
 
 class Outcome(BaseModel):
@@ -44,11 +46,37 @@ class Outcome(BaseModel):
     done: threading.Event = Field(default_factory=threading.Event, exclude=True)
 
 
+@dataclass(frozen=True)
+class InstanceStatus:
+    """Where one launch stands: its instance's state, the time since launch and what it cost so far."""
+
+    instance_type: str
+    instance_id: str
+    state: str
+    elapsed_seconds: float
+    usd_so_far: float | None
+
+
+class Listener:
+    """What `launch_all` tells its caller; the CLI renders it. `status` comes from the launch threads, `tick` (a
+    moment to redraw) and `message` (warnings, what happens on Ctrl-C) mostly from the main thread."""
+
+    def status(self, status: InstanceStatus) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
 class Tracker:
     """Every instance id started by this process, so that any thread can terminate all of them."""
 
-    def __init__(self, clients: Clients, cancel: threading.Event, stream: TextIO):
-        self.clients, self.cancel, self.stream = clients, cancel, stream
+    def __init__(self, clients: Clients, cancel: threading.Event, listener: Listener,
+                 retry_seconds: float = TERMINATE_RETRY_SECONDS):
+        self.clients, self.cancel, self.listener, self.retry_seconds = clients, cancel, listener, retry_seconds
         self.lock = threading.Lock()
         self.live: dict[str, str] = {}
         self.failed: dict[str, str] = {}
@@ -74,11 +102,11 @@ class Tracker:
                     return True
                 mapped = translate(e, f"terminate {instance_id}")
                 reason = str(mapped) if mapped else one_line(e)
-                time.sleep(TERMINATE_RETRY_SECONDS * (attempt + 1))
+                time.sleep(self.retry_seconds * (attempt + 1))
         with self.lock:
             self.failed[instance_id] = reason
-        print(f"WARNING: could not terminate {instance_id}: {reason}. Terminate it with `gpuplan instances terminate "
-              f"{instance_id}` (its watchdog powers it off in any case).", file=self.stream, flush=True)
+        self.listener.message(f"WARNING: could not terminate {instance_id}: {reason}. Terminate it with `gpuplan "
+                              f"instances terminate {instance_id}` (its watchdog powers it off in any case).")
         return False
 
     def terminate_all(self) -> list[str]:
@@ -87,63 +115,24 @@ class Tracker:
         return [i for i in ids if self.terminate(i)]
 
 
-class Progress:
-    """One status line per instance on stderr: rewritten in place on a terminal, printed on change otherwise."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.lock = threading.Lock()
-        self.rows: dict[str, str] = {}
-        self.states: dict[str, str] = {}
-        self.printed: dict[str, str] = {}
-        self.last: dict[str, tuple[str, float]] = {}
-        self.started: dict[str, float] = {}
-        self.width = 0
-
-    def update(self, target: TargetPlan, instance_id: str, state: str, elapsed: float) -> None:
-        cost = "" if target.usd_per_hour is None else f", {usd(target.usd_per_hour * elapsed / 3600)} so far"
-        with self.lock:
-            self.rows[target.instance_type] = f"{target.instance_type} {instance_id} {state} {duration(elapsed)}{cost}"
-            self.states[target.instance_type] = state
-            self.last[target.instance_type] = (instance_id, elapsed)
-            self.started.setdefault(target.instance_type, time.monotonic() - elapsed)
-
-    def mark(self, target: TargetPlan, state: str) -> None:
-        """The final state, with the time since launch (what was billed, give or take the shutdown)."""
-        instance_id, _ = self.last.get(target.instance_type, ("", 0.0))
-        elapsed = time.monotonic() - self.started.get(target.instance_type, time.monotonic())
-        self.update(target, instance_id, state, elapsed)
-
-    def render(self) -> None:
-        with self.lock:
-            if self.tty:
-                line = " | ".join(self.rows.values())
-                self.stream.write("\r" + line.ljust(self.width))
-                self.width = len(line)
-            else:
-                for key, row in self.rows.items():
-                    if self.printed.get(key) != self.states[key]:
-                        self.stream.write(row + "\n")
-                        self.printed[key] = self.states[key]
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
+def _status(target: TargetPlan, instance_id: str, state: str, elapsed: float) -> InstanceStatus:
+    cost = None if target.usd_per_hour is None else target.usd_per_hour * elapsed / 3600
+    return InstanceStatus(target.instance_type, instance_id, state, elapsed, cost)
 
 
 def _run_one(plan: LaunchPlan, prepared: Prepared, outcome: Outcome, clients: Clients, tracker: Tracker,
-             progress: Progress, poll_seconds: float | None) -> None:
+             listener: Listener, settings: LaunchSettings) -> None:
     target = outcome.target
+    started = time.monotonic()
     try:
-        outcome.instance_id = start_instance(plan, prepared, target, clients)
+        outcome.instance_id = start_instance(plan, prepared, target, clients, retry_seconds=settings.profile_retry_seconds,
+                                             retries=settings.profile_retries)
+        started = time.monotonic()
         tracker.add(outcome.instance_id, target.instance_type)
-        progress.update(target, outcome.instance_id, "pending", 0.0)
+        listener.status(_status(target, outcome.instance_id, "pending", 0.0))
         outcome.result = wait_for_result(
-            plan, target, outcome.instance_id, clients, cancel=tracker.cancel, poll_seconds=poll_seconds,
-            report=lambda state, elapsed: progress.update(target, outcome.instance_id or "", state, elapsed),
+            plan, target, outcome.instance_id, clients, cancel=tracker.cancel, poll_seconds=settings.poll_seconds,
+            report=lambda state, elapsed: listener.status(_status(target, outcome.instance_id or "", state, elapsed)),
         )
     except Cancelled:
         outcome.error = GpuplanError("interrupted")
@@ -156,7 +145,9 @@ def _run_one(plan: LaunchPlan, prepared: Prepared, outcome: Outcome, clients: Cl
     finally:
         if outcome.instance_id:
             outcome.terminated = tracker.terminate(outcome.instance_id)
-            progress.mark(target, "terminated" if outcome.terminated else "NOT TERMINATED")
+            # The final state, with the time since launch (what was billed, give or take the shutdown).
+            listener.status(_status(target, outcome.instance_id, "terminated" if outcome.terminated else
+                                    "NOT TERMINATED", time.monotonic() - started))
         outcome.done.set()
 
 
@@ -179,7 +170,7 @@ def _signals_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _shielded(stream: TextIO) -> Iterator[list[int]]:
+def _shielded(listener: Listener) -> Iterator[list[int]]:
     """Hold further Ctrl-Cs (and SIGTERMs) off while terminating: a second Ctrl-C must not abandon the cleanup."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -188,7 +179,7 @@ def _shielded(stream: TextIO) -> Iterator[list[int]]:
 
     def hold(signum: int, frame: Any) -> None:
         received.append(signum)
-        print("Still terminating the instances; gpuplan exits as soon as that is done.", file=stream, flush=True)
+        listener.message("Still terminating the instances; gpuplan exits as soon as that is done.")
 
     previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -198,11 +189,9 @@ def _shielded(stream: TextIO) -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-def _terminate_everything(cancel: threading.Event, tracker: Tracker, progress: Progress, stream: TextIO,
-                          outcomes: list[Outcome]) -> list[str]:
-    progress.close()
-    print("Interrupted: terminating the instances...", file=stream, flush=True)
-    with _shielded(stream):
+def _terminate_everything(cancel: threading.Event, tracker: Tracker, outcomes: list[Outcome]) -> list[str]:
+    tracker.listener.message("Interrupted: terminating the instances...")
+    with _shielded(tracker.listener):
         # First terminate what is known, from here, before telling the threads: that path depends on nothing else.
         tracker.terminate_all()
         cancel.set()
@@ -213,16 +202,15 @@ def _terminate_everything(cancel: threading.Event, tracker: Tracker, progress: P
     return sorted({o.instance_id for o in outcomes if o.instance_id} - set(tracker.failed))
 
 
-def launch_all(plan: LaunchPlan, prepared: Prepared, clients: Clients, *, stream: TextIO | None = None,
-               poll_seconds: float | None = None, tick_seconds: float = 0.2) -> list[Outcome]:
+def launch_all(plan: LaunchPlan, prepared: Prepared, clients: Clients, *, listener: Listener | None = None,
+               settings: LaunchSettings = LaunchSettings(), tick_seconds: float = 0.2) -> list[Outcome]:
     """Launch every target in its own thread and wait for all; on Ctrl-C terminate everything, then raise."""
-    stream = stream or sys.stderr
+    listener = listener or Listener()
     cancel = threading.Event()
-    tracker = Tracker(clients, cancel, stream)
-    progress = Progress(stream)
+    tracker = Tracker(clients, cancel, listener, settings.terminate_retry_seconds)
     outcomes = [Outcome(target=t) for t in plan.targets]
     threads = [
-        threading.Thread(target=_run_one, args=(plan, prepared, o, clients, tracker, progress, poll_seconds),
+        threading.Thread(target=_run_one, args=(plan, prepared, o, clients, tracker, listener, settings),
                          name=f"gpuplan-launch-{o.target.instance_type}", daemon=True)
         for o in outcomes
     ]
@@ -232,9 +220,9 @@ def launch_all(plan: LaunchPlan, prepared: Prepared, clients: Clients, *, stream
                 t.start()
             while not all(o.done.is_set() for o in outcomes):
                 time.sleep(tick_seconds)
-                progress.render()
+                listener.tick()
     except KeyboardInterrupt:
-        ended = _terminate_everything(cancel, tracker, progress, stream, outcomes)
+        ended = _terminate_everything(cancel, tracker, outcomes)
         left = sorted(tracker.failed)
         raise GpuplanError(
             f"interrupted; terminated {', '.join(ended) or 'nothing (no instance had started)'}"
@@ -242,10 +230,9 @@ def launch_all(plan: LaunchPlan, prepared: Prepared, clients: Clients, *, stream
             exit_code=130,
         ) from None
     except BaseException:
-        _terminate_everything(cancel, tracker, progress, stream, outcomes)
+        _terminate_everything(cancel, tracker, outcomes)
         raise
-    progress.render()
-    progress.close()
+    listener.tick()
     if tracker.failed:
         raise GpuplanError(f"could not terminate {', '.join(sorted(tracker.failed))}; run "
                            "`gpuplan instances terminate --all` (their watchdog powers them off in any case)")

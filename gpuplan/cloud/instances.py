@@ -7,7 +7,7 @@ import datetime as dt
 from pydantic import BaseModel
 
 from gpuplan.cloud.aws import Clients, aws_errors
-from gpuplan.cloud.launch import find_offer, hourly_price
+from gpuplan.cloud.launchplan import find_offer, hourly_price
 from gpuplan.cloud.resources import TAG_LAUNCH_ID, TAG_RESULT_URI
 from gpuplan.errors import GpuplanError
 from pricing.models import Catalog

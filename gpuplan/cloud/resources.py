@@ -7,6 +7,7 @@ reuse what exists, so a second launch creates nothing new.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,17 +24,17 @@ TAG_RESULT_URI = "gpuplan:result-uri"
 
 # The Deep Learning Base AMIs' public parameters, newest OS first: gpuplan needs Python >= 3.11, which Ubuntu 24.04
 # ships; the others work too (the bootstrap installs a newer Python when the system one is too old).
-AMI_PARAMETERS = [
+AMI_PARAMETERS = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id",
-]
+)
 # When SSM is denied or has no parameter (some regions, some partitions): search Amazon's images by name.
-AMI_NAME_PATTERNS = [
+AMI_NAME_PATTERNS = (
     "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *",
     "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
     "Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *",
-]
+)
 # The open-source NVIDIA kernel modules of current DLAMIs need Turing or newer: their release notes list G4dn, G5,
 # G6, P4d, P5... but no longer P3 (V100, Volta).
 NO_DLAMI_FAMILIES = ("p3", "p3dn", "p2", "g3")
@@ -54,18 +55,19 @@ def ami_warning(instance_type: str) -> str | None:
     return None
 
 
-def find_ami(clients: Clients, ami_id: str | None = None) -> Ami:
-    """--ami-id as given, else the newest Deep Learning Base AMI from SSM, else from describe_images."""
+def find_ami(clients: Clients, ami_id: str | None = None, *, parameters: Sequence[str] = AMI_PARAMETERS,
+             name_patterns: Sequence[str] = AMI_NAME_PATTERNS) -> Ami:
+    """--ami-id as given, else the newest Deep Learning Base AMI from SSM `parameters`, else by `name_patterns`."""
     if ami_id:
         return _describe_ami(clients, ami_id, "--ami-id")
-    for name in AMI_PARAMETERS:
+    for name in parameters:
         try:
             value = clients.ssm.get_parameter(Name=name)["Parameter"]["Value"]
         except Exception:  # not found, denied, or SSM unreachable: the next way may still work
             continue
         return _describe_ami(clients, value, f"SSM {name}")
     with aws_errors("search Amazon's Deep Learning AMIs (ec2:DescribeImages)", region=clients.region):
-        for pattern in AMI_NAME_PATTERNS:
+        for pattern in name_patterns:
             images = clients.ec2.describe_images(
                 Owners=["amazon"], Filters=[{"Name": "name", "Values": [pattern]}, {"Name": "state",
                                                                                    "Values": ["available"]}]
@@ -155,7 +157,7 @@ def ensure_bucket(clients: Clients, bucket: str) -> bool:
     s3 = clients.s3
     with aws_errors(f"create bucket {bucket} (s3:CreateBucket)", region=clients.region):
         kwargs: dict[str, Any] = {"Bucket": bucket}
-        if clients.region != "us-east-1":
+        if clients.region != "us-east-1":  # S3's original region takes no LocationConstraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": clients.region}
         s3.create_bucket(**kwargs)
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={

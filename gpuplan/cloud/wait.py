@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from gpuplan.measurement import CalibrationResult
 from gpuplan.cloud.aws import Clients, aws_errors, error_code
-from gpuplan.cloud.launch import LaunchPlan, TargetPlan
+from gpuplan.cloud.launchplan import LaunchPlan, TargetPlan
+from gpuplan.cloud.settings import POLL_SECONDS
 from gpuplan.errors import GpuplanError, one_line
 
-POLL_SECONDS = 15.0  # S3 and EC2 are asked this often while waiting; tests set it near 0
 ENDED_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 LOG_TAIL_LINES = 25
 
@@ -94,10 +94,9 @@ def describe(clients: Clients, instance_id: str) -> dict[str, Any] | None:
 
 def wait_for_result(plan: LaunchPlan, target: TargetPlan, instance_id: str, clients: Clients, *,
                     cancel: threading.Event, report: Callable[[str, float], None],
-                    poll_seconds: float | None = None, clock: Callable[[], float] = time.monotonic,
+                    poll_seconds: float = POLL_SECONDS, clock: Callable[[], float] = time.monotonic,
                     ) -> CalibrationResult:
     """Poll S3 for the result and EC2 for the instance's state until one ends the wait."""
-    poll = POLL_SECONDS if poll_seconds is None else poll_seconds
     started = clock()
     context = {"region": clients.region, "instance_type": target.instance_type, "spot": plan.spot}
     while True:
@@ -129,4 +128,4 @@ def wait_for_result(plan: LaunchPlan, target: TargetPlan, instance_id: str, clie
                 f"no result from {target.instance_type} ({instance_id}) after {plan.timeout_minutes:g} min; it was "
                 f"terminated. Raise --timeout, or look at its log at {target.log_uri}",
                 log_tail(clients, target), target.log_uri)
-        cancel.wait(poll)
+        cancel.wait(poll_seconds)
