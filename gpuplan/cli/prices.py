@@ -11,6 +11,7 @@ from gpuplan.cli import app
 from gpuplan.cli._options import CatalogOpt, FormatOpt
 from gpuplan.errors import GpuplanError
 from pricing.catalog import age_text, find_gpu, resolve_prices
+from pricing.models import DEFAULT_REGION
 
 prices_app = typer.Typer(
     name="prices", no_args_is_help=True, rich_markup_mode=None,
@@ -21,7 +22,7 @@ app.add_typer(prices_app, name="prices")
 RegionsOpt = Annotated[
     list[str] | None,
     typer.Option("--region", metavar="REGION", help="AWS region to refresh; repeat for several. [default: your AWS default region, "
-                                  "else us-east-1]"),
+                                  f"else {DEFAULT_REGION}]"),
 ]
 AllRegionsOpt = Annotated[bool, typer.Option("--all-regions", help="Refresh every region enabled for your account.")]
 ShowRegionOpt = Annotated[str | None, typer.Option("--region", help="Only this region's prices. [default: all]")]
@@ -74,7 +75,7 @@ def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt =
     """The prices estimates use, with source and age per row. Example: gpuplan prices show --gpu a10g --format csv"""
     render.check_format(fmt)
     resolved = resolve_prices(catalog, region)
-    for line in resolved.notes:
+    for line in resolved.notes:  # where the prices come from: pricing returns them, the CLI says them
         render.note(line)
     cat = resolved.catalog
     key = find_gpu(cat, gpu).key if gpu else None
@@ -95,9 +96,4 @@ def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt =
     if not rows:
         where = f" in {region}" if region else ""
         raise GpuplanError(f"no instance{where} carries {gpu}; see `gpuplan prices show` for every offer")
-    if fmt == "json":
-        render.out(render.dumps_json(rows))
-    elif fmt == "csv":
-        render.out(render.to_csv(rows, CSV_KEYS))
-    else:
-        render.out(render.table(rows, SHOW_COLUMNS))
+    render.emit(rows, SHOW_COLUMNS, fmt, csv_keys=CSV_KEYS)
