@@ -19,6 +19,7 @@ from gpuplan.perf.memory import footprint, max_batch
 from gpuplan.perf.throughput import allreduce_seconds, precision_path, step_time
 from gpuplan.workload import Workload, same_architecture
 from pricing.catalog import find_gpu
+from pricing.errors import PricingError
 from pricing.models import Catalog, InstanceOffer
 
 BILLING_MINIMUM_SECONDS = 60  # AWS per-second billing for Linux instances, 60 s minimum
@@ -67,11 +68,28 @@ class Plan(_InHours):
 
 
 class Baseline(_InHours):
+    """The plan the recommendation is compared with: what someone runs before comparing anything."""
+
     instance: str
+    gpu: str
     precision: str
     market: str
+    train_seconds: float
     total_seconds: float
     cost_usd: float
+    why: str = Field(description="why this plan: the cheapest single-GPU instance, or --baseline")
+
+
+class MixedGain(BaseModel):
+    """What mixed precision buys on the recommended instance and market: training alone, start-up left out."""
+
+    instance: str
+    gpu: str
+    market: str
+    fp32_train_seconds: float
+    mixed_train_seconds: float
+    train_speedup: float = Field(description="fp32 training time / mixed training time")
+    train_saving_usd: float = Field(description="the training time saved, at the instance's price")
 
 
 class Recommendation(_InHours):
@@ -82,16 +100,23 @@ class Recommendation(_InHours):
     precision: str
     dtype: str
     market: str
+    train_seconds: float
     total_seconds: float
     cost_usd: float
     reason: str
     baseline: Baseline | None
-    speedup: float | None
+    speedup: float | None = Field(description="baseline total time / this total time (start-up included)")
+    train_speedup: float | None = Field(None, description="baseline training time / this training time")
     saving_usd: float | None
     saving_pct: float | None
+    mixed_precision: MixedGain | None = None
+
+
+SCHEMA_VERSION = 1  # of the JSON below; gpuplan/schema/estimate.schema.json is generated from these models
 
 
 class Estimate(BaseModel):
+    schema_version: int = Field(SCHEMA_VERSION, description="changes when a field is renamed or removed")
     workload: Workload
     plans: list[Plan]
     recommendation: Recommendation | None
@@ -285,32 +310,81 @@ def recommend(plans: list[Plan], *, deadline_hours: float | None = None, budget_
         reason = ("fastest" if pick is fastest else "cheapest") + ": no plan " + " and ".join(limits)
         notes.append(f"no plan {' and '.join(limits)}; the fastest takes {fastest.total_seconds / 3600:.2f} h, "
                      f"the cheapest costs ${cheapest.cost_usd:.2f}")
-    baseline = _baseline(fitting, baseline_gpu)
     rec = Recommendation(
         instance=pick.instance, region=pick.region, gpu=pick.gpu, gpu_count=pick.gpu_count, precision=pick.precision,
-        dtype=pick.dtype, market=pick.market, total_seconds=pick.total_seconds, cost_usd=pick.cost_usd, reason=reason,
-        baseline=None, speedup=None, saving_usd=None, saving_pct=None,
+        dtype=pick.dtype, market=pick.market, train_seconds=pick.train_seconds, total_seconds=pick.total_seconds,
+        cost_usd=pick.cost_usd, reason=reason, baseline=None, speedup=None, saving_usd=None, saving_pct=None,
+        mixed_precision=mixed_gain(fitting, pick),
     )
+    baseline, why = _baseline(fitting, baseline_gpu)
     if baseline is not None:
-        rec.baseline = Baseline(instance=baseline.instance, precision=baseline.precision, market=baseline.market,
-                                total_seconds=baseline.total_seconds, cost_usd=baseline.cost_usd)
+        rec.baseline = Baseline(instance=baseline.instance, gpu=baseline.gpu, precision=baseline.precision,
+                                market=baseline.market, train_seconds=baseline.train_seconds,
+                                total_seconds=baseline.total_seconds, cost_usd=baseline.cost_usd, why=why)
         rec.speedup = baseline.total_seconds / pick.total_seconds
+        rec.train_speedup = baseline.train_seconds / pick.train_seconds if pick.train_seconds else None
         rec.saving_usd = baseline.cost_usd - pick.cost_usd
         rec.saving_pct = rec.saving_usd / baseline.cost_usd if baseline.cost_usd else None
     return rec, notes
 
 
-def _baseline(fitting: list[Plan], gpu: str | None) -> Plan | None:
-    """The slowest fp32 on-demand plan (of `gpu` when given): what users run before they compare."""
+def mixed_gain(fitting: list[Plan], pick: Plan) -> MixedGain | None:
+    """fp32 vs mixed on the recommended instance and market, training only: the start-up is the same for both and
+    would hide what the precision itself buys."""
+    twins = {p.precision: p for p in fitting if (p.instance, p.region, p.market) == (pick.instance, pick.region,
+                                                                                        pick.market)}
+    fp32, mixed = twins.get("fp32"), twins.get("mixed")
+    if fp32 is None or mixed is None or not mixed.train_seconds:
+        return None
+    return MixedGain(instance=pick.instance, gpu=pick.gpu, market=pick.market, fp32_train_seconds=fp32.train_seconds,
+                     mixed_train_seconds=mixed.train_seconds, train_speedup=fp32.train_seconds / mixed.train_seconds,
+                     train_saving_usd=(fp32.train_seconds - mixed.train_seconds) / 3600 * pick.price_per_hour)
+
+
+def _baseline(fitting: list[Plan], gpu: str | None) -> tuple[Plan | None, str]:
+    """The fp32 on-demand plan of the cheapest single-GPU instance (of `gpu` when given): where people start before
+    they compare. This machine only when asked (`local`): a CPU makes every GPU look like a miracle."""
     pool = [p for p in fitting if p.precision == "fp32" and p.market == "on-demand"]
-    if gpu is not None:
-        pool = [p for p in pool if p.gpu == gpu.lower()]
+    if gpu is None:
+        pool, why = [p for p in pool if p.instance != "local"], "the cheapest single-GPU instance"
+    elif gpu.lower() == "local":
+        pool, why = [p for p in pool if p.instance == "local"], "this machine, your --baseline"
         if not pool:
-            raise GpuplanError(
-                f"--baseline {gpu}: no fp32 on-demand plan on that GPU fits; add it with --gpu {gpu} "
-                "and --precision both"
-            )
-    return max(pool, key=lambda p: p.total_seconds) if pool else None
+            raise GpuplanError("--baseline local compares with this machine: add --gpu local and --calibrate "
+                               "(or --calibration FILE), with --precision fp32 or both")
+    else:
+        pool, why = [p for p in pool if p.gpu == gpu.lower()], f"the cheapest {gpu.lower()} instance, your --baseline"
+        if not any(p.precision == "fp32" for p in fitting):
+            raise GpuplanError(f"--baseline {gpu} compares with fp32: use --precision both (or fp32)")
+        if not pool:
+            raise GpuplanError(f"--baseline {gpu}: no fp32 on-demand plan on that GPU fits in its memory; "
+                               "lower --batch-size or --seq-len")
+    if not pool:
+        return None, ""
+    single = [p for p in pool if p.gpu_count == 1] or pool
+    return min(single, key=lambda p: (p.price_per_hour, p.cost_usd, p.total_seconds)), why
+
+
+def with_baseline_offers(offers: Sequence[InstanceOffer], catalog: Catalog,
+                         baseline_gpu: str | None) -> tuple[list[InstanceOffer], str | None, list[str]]:
+    """`--baseline GPU` checked against the catalog (a typo gets suggestions), its key, and the offers with the
+    baseline's instance added when the selection lacks that GPU: `--gpu t4 --baseline v100` compares with a V100."""
+    offers = list(offers)
+    if baseline_gpu is None or baseline_gpu.lower() == "local":
+        return offers, baseline_gpu, []
+    try:
+        key = find_gpu(catalog, baseline_gpu).key
+    except PricingError as e:
+        raise GpuplanError(f"--baseline {baseline_gpu}: {e}") from None
+    if any(o.gpu == key for o in offers):
+        return offers, key, []
+    carrying = [o for o in catalog.offers if o.gpu == key and o.on_demand_usd_per_hour is not None]
+    if not carrying:
+        raise GpuplanError(f"--baseline {baseline_gpu}: no instance in the catalog carries a {key} with an on-demand "
+                           "price; see `gpuplan gpus`")
+    first = min(carrying, key=lambda o: (o.gpu_count > 1, o.on_demand_usd_per_hour))
+    added = [o for o in carrying if o.instance_type == first.instance_type]
+    return offers + added, key, [f"--baseline {key}: added {first.instance_type}'s plans to compare with"]
 
 
 def make_estimate(
@@ -330,6 +404,7 @@ def make_estimate(
         raise GpuplanError(f"--deadline must be a positive number of hours, got {deadline_hours:g}")
     if budget_usd is not None and budget_usd <= 0:
         raise GpuplanError(f"--budget must be a positive amount of USD, got {budget_usd:g}")
+    offers, baseline_key, baseline_notes = with_baseline_offers(offers, catalog, baseline_gpu)
     lessons = learn(workload, catalog, calibrations)
     markets: list[Market] = ["on-demand", "spot"] if spot else ["on-demand"]
     plans: list[Plan] = []
@@ -347,7 +422,8 @@ def make_estimate(
     if spot and not any(p.market == "spot" for p in plans):
         notes.append("no spot price is known for these instances; showing on-demand only")
     mark_pareto(plans)
-    rec, rec_notes = recommend(plans, deadline_hours=deadline_hours, budget_usd=budget_usd, baseline_gpu=baseline_gpu)
+    rec, rec_notes = recommend(plans, deadline_hours=deadline_hours, budget_usd=budget_usd, baseline_gpu=baseline_key)
+    rec_notes = baseline_notes + rec_notes
     gpu_for_notes = rec.gpu if rec is not None and rec.instance != "local" else None
     notes += rec_notes + dataset_notes(workload, catalog, lessons.dataset, gpu_for_notes)
     return Estimate(workload=workload, plans=rank(plans, sort), recommendation=rec, notes=notes)

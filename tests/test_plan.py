@@ -103,16 +103,40 @@ def test_spot_adds_spot_plans_at_the_spot_price():
     assert all(p.price_per_hour in (0.2, 1.5) for p in spot)
 
 
-def test_recommendation_is_the_cheapest_by_default_and_compares_with_slowest_fp32():
-    est = estimate()
+def test_recommendation_is_the_cheapest_and_compares_with_the_cheapest_single_gpu_instance_in_fp32():
+    est = estimate(offers=[o for o in CATALOG.offers if o.gpu != "tiny"])  # tiny.x: cheaper, but nothing fits
     fitting = [p for p in est.plans if p.fits_memory]
     cheapest = min(fitting, key=lambda p: p.cost_usd)
     rec = est.recommendation
     assert (rec.instance, rec.precision) == (cheapest.instance, cheapest.precision)
-    slowest_fp32 = max((p for p in fitting if p.precision == "fp32"), key=lambda p: p.hours)
-    assert rec.baseline.instance == slowest_fp32.instance
-    assert rec.speedup == pytest.approx(slowest_fp32.hours / rec.hours)
-    assert rec.saving_usd == pytest.approx(slowest_fp32.cost_usd - rec.cost_usd)
+    base = next(p for p in fitting if (p.instance, p.precision) == ("slow.x", "fp32"))  # $0.5/h beats fast.x's $4
+    assert (rec.baseline.instance, rec.baseline.precision, rec.baseline.market) == ("slow.x", "fp32", "on-demand")
+    assert rec.baseline.why == "the cheapest single-GPU instance"
+    assert rec.speedup == pytest.approx(base.hours / rec.hours)
+    assert rec.train_speedup == pytest.approx(base.train_seconds / rec.train_seconds)
+    assert rec.saving_usd == pytest.approx(base.cost_usd - rec.cost_usd)
+
+
+def test_mixed_precision_gain_is_training_only_on_the_recommended_instance():
+    est = estimate(offers=[o for o in CATALOG.offers if o.gpu != "tiny"])
+    rec = est.recommendation
+    by = {p.precision: p for p in est.plans if (p.instance, p.market) == (rec.instance, rec.market)}
+    gain = rec.mixed_precision
+    assert gain.train_speedup == pytest.approx(by["fp32"].train_seconds / by["mixed"].train_seconds)
+    assert gain.train_saving_usd == pytest.approx(
+        (by["fp32"].train_seconds - by["mixed"].train_seconds) / 3600 * by["mixed"].price_per_hour)
+    assert estimate(workload=build_workload(precision="fp32")).recommendation.mixed_precision is None
+
+
+def test_the_local_machine_is_the_baseline_only_when_asked(tmp_path):
+    wl = build_workload(num_examples=3200, epochs=1, batch_size=32, seq_len=128)
+    cal = _calibration(None, 9.0, 6.0, kind="cpu")
+    default = estimate(workload=wl, calibrations=[cal], local=LocalMachine())
+    assert default.recommendation.baseline.instance != "local"
+    asked = estimate(workload=wl, calibrations=[cal], local=LocalMachine(), baseline_gpu="local")
+    assert asked.recommendation.baseline.instance == "local"
+    with pytest.raises(GpuplanError, match="--baseline local compares with this machine: add --gpu local"):
+        estimate(baseline_gpu="local")
 
 
 def test_deadline_picks_the_cheapest_plan_that_makes_it():
@@ -155,10 +179,19 @@ def test_deadline_and_budget_together_must_both_hold():
 
 
 def test_baseline_gpu_and_bad_limits():
-    rec = estimate(baseline_gpu="fast").recommendation
+    rec = estimate(baseline_gpu="FAST").recommendation
     assert rec.baseline.instance == "fast.x" and rec.baseline.precision == "fp32"
-    with pytest.raises(GpuplanError, match="--baseline tiny: no fp32 on-demand plan"):
+    assert rec.baseline.why == "the cheapest fast instance, your --baseline"
+    with pytest.raises(GpuplanError, match="--baseline tiny: no fp32 on-demand plan on that GPU fits"):
         estimate(baseline_gpu="tiny")
+    with pytest.raises(GpuplanError, match="--baseline fats: unknown GPU 'fats'. Did you mean: fast"):
+        estimate(baseline_gpu="fats")
+    added = estimate(offers=[o for o in CATALOG.offers if o.gpu == "slow"], baseline_gpu="fast")
+    assert added.recommendation.baseline.instance == "fast.x"
+    assert {p.instance for p in added.plans} == {"slow.x", "fast.x"}
+    assert "--baseline fast: added fast.x's plans to compare with" in added.notes
+    with pytest.raises(GpuplanError, match="--baseline fast compares with fp32: use --precision both"):
+        estimate(workload=build_workload(precision="mixed"), baseline_gpu="fast")
     with pytest.raises(GpuplanError, match="--deadline must be a positive"):
         estimate(deadline_hours=0)
     with pytest.raises(GpuplanError, match="--budget must be a positive"):
