@@ -1,11 +1,16 @@
-"""Time vs cost chart of an estimate, Pareto front marked. matplotlib is imported only here."""
+"""Time vs cost chart of an estimate: colour by GPU, marker by precision, filled on-demand / hollow spot, the Pareto
+front, the deadline and budget, and the recommendation labelled. matplotlib is imported only here, only when asked."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from gpuplan import render
 from gpuplan.errors import GpuplanError
-from gpuplan.plan import Estimate, Plan, Recommendation
+from gpuplan.plan import Estimate, Plan
+
+MARKERS = {"fp32": "o", "mixed": "^"}
+WIDE_RANGE = 10  # max/min beyond which an axis goes logarithmic: a 3-minute and a 5-hour plan on one chart
 
 
 def check_plot_path(path: Path) -> None:
@@ -16,41 +21,87 @@ def check_plot_path(path: Path) -> None:
         raise GpuplanError(f"--plot {path}: folder {Path(path).parent} does not exist")
 
 
-def plot_estimate(est: Estimate, path: Path) -> None:
+def time_unit(seconds: list[float]) -> tuple[str, float]:
+    """Minutes while the longest plan is under two hours, hours beyond: (axis word, seconds per unit)."""
+    return ("minutes", 60.0) if max(seconds, default=0) < 2 * 3600 else ("hours", 3600.0)
+
+
+def wide(values: list[float]) -> bool:
+    positive = [v for v in values if v > 0]
+    return bool(positive) and max(positive) / min(positive) > WIDE_RANGE
+
+
+def plot_estimate(est: Estimate, path: Path, *, deadline_hours: float | None = None,
+                  budget_usd: float | None = None) -> None:
     check_plot_path(path)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
+    fitting = [p for p in est.plans if p.fits_memory]
+    rec = est.recommendation
+    extra_s = [deadline_hours * 3600] if deadline_hours is not None else []
+    unit, per = time_unit([p.total_seconds for p in fitting] + extra_s)
 
-    def hours(p: Plan | Recommendation) -> float:  # the axis is in hours; plans are in seconds
-        return p.total_seconds / 3600
+    def t(seconds: float) -> float:
+        return seconds / per
+
+    gpus = list(dict.fromkeys(p.gpu for p in fitting))
+    cmap = plt.get_cmap("tab10" if len(gpus) <= 10 else "tab20")
+    colour = {g: cmap(i % cmap.N) for i, g in enumerate(gpus)}
 
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    fitting = [p for p in est.plans if p.fits_memory]
-    for precision, marker in (("fp32", "o"), ("mixed", "^")):
-        for market, color in (("on-demand", "tab:blue"), ("spot", "tab:orange")):
-            sel = [p for p in fitting if p.precision == precision and p.market == market]
-            if sel:
-                ax.scatter([hours(p) for p in sel], [p.cost_usd for p in sel], marker=marker, color=color,
-                           alpha=0.7, label=f"{precision}, {market}")
+    for p in fitting:
+        c = colour[p.gpu]
+        ax.scatter([t(p.total_seconds)], [p.cost_usd], marker=MARKERS[p.precision], s=46, alpha=0.85,
+                   facecolors=c if p.market == "on-demand" else "none", edgecolors=c, linewidths=1.4)
     front = sorted((p for p in fitting if p.pareto), key=lambda p: p.total_seconds)
     if front:
-        ax.plot([hours(p) for p in front], [p.cost_usd for p in front], "k--", lw=1, label="Pareto front")
+        ax.plot([t(p.total_seconds) for p in front], [p.cost_usd for p in front], "k--", lw=0.8, alpha=0.6)
         for p in front:
-            ax.annotate(f"{p.instance} {p.precision}", (hours(p), p.cost_usd), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
-    rec = est.recommendation
+            if rec is None or (p.instance, p.precision, p.market) != (rec.instance, rec.precision, rec.market):
+                ax.annotate(_label(p), (t(p.total_seconds), p.cost_usd), fontsize=7, xytext=(5, 3),
+                            textcoords="offset points", color="0.25")
+    if deadline_hours is not None:
+        ax.axvline(t(deadline_hours * 3600), color="tab:red", ls=":", lw=1.3)
+        ax.annotate(f"deadline {render.duration(deadline_hours * 3600)}", (t(deadline_hours * 3600), 1),
+                    xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
+                    fontsize=8, color="tab:red")
+    if budget_usd is not None:
+        ax.axhline(budget_usd, color="tab:purple", ls=":", lw=1.3)
+        ax.annotate(f"budget {render.usd(budget_usd)}", (1, budget_usd), xycoords=("axes fraction", "data"),
+                    xytext=(-70, 4), textcoords="offset points", fontsize=8, color="tab:purple")
     if rec is not None:
-        ax.scatter([hours(rec)], [rec.cost_usd], s=200, facecolors="none", edgecolors="red", lw=2, label="recommended")
+        x, y = t(rec.total_seconds), rec.cost_usd
+        ax.scatter([x], [y], s=260, facecolors="none", edgecolors="red", lw=2, zorder=5)
+        ax.annotate(f"recommended: {rec.instance} {rec.precision} {rec.market}\n"
+                    f"{render.duration(rec.total_seconds)}, {render.usd(rec.cost_usd)}", (x, y), xytext=(14, -26),
+                    textcoords="offset points", fontsize=9, color="red", fontweight="bold",
+                    arrowprops={"arrowstyle": "-", "color": "red", "lw": 0.8})
+    times = [t(p.total_seconds) for p in fitting]
+    costs = [p.cost_usd for p in fitting]
+    if wide(times):
+        ax.set_xscale("log")
+    if wide(costs):
+        if min(costs, default=1) > 0:
+            ax.set_yscale("log")
+        else:  # this machine at $0/h: symlog keeps zero on the chart
+            ax.set_yscale("symlog", linthresh=min(c for c in costs if c > 0))
     w = est.workload
-    ax.set_xlabel("hours (start-up + training)")
-    ax.set_ylabel("cost, USD")
+    ax.set_xlabel(f"{unit}, start-up + training" + (" (log)" if wide(times) else ""))
+    ax.set_ylabel("cost, USD" + (" (log)" if wide(costs) else ""))
     ax.set_title(f"{w.model}: {w.num_examples:,} examples x {w.epochs:g} epochs, batch {w.batch_size}, "
                  f"seq {w.seq_len}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    handles = [Line2D([], [], ls="", marker="s", ms=8, color=colour[g], label=g) for g in gpus]
+    handles += [Line2D([], [], ls="", marker=MARKERS[k], ms=7, color="0.3", label=k)
+                for k in MARKERS if any(p.precision == k for p in fitting)]
+    handles += [Line2D([], [], ls="", marker="o", ms=7, color="0.3", label="on-demand"),
+                Line2D([], [], ls="", marker="o", ms=7, markerfacecolor="none", color="0.3", label="spot"),
+                Line2D([], [], ls="--", color="k", lw=0.8, label="Pareto front")]
+    ax.legend(handles=handles, fontsize=8, ncol=2, loc="upper right")
     fig.tight_layout()
     try:
         fig.savefig(path)
@@ -58,3 +109,7 @@ def plot_estimate(est: Estimate, path: Path) -> None:
         raise GpuplanError(f"--plot {path}: could not write it ({e.strerror})") from None
     finally:
         plt.close(fig)
+
+
+def _label(p: Plan) -> str:
+    return f"{p.instance} {p.precision}" + (" spot" if p.market == "spot" else "")

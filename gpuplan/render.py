@@ -68,12 +68,33 @@ def emit(rows: Sequence[dict[str, Any]], columns: Columns, fmt: str, *, json_pay
 
 
 def to_csv(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
+    """The JSON's names and values: true/false, empty for null, lists and objects as compact JSON in one cell."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+        writer.writerow({k: _csv_cell(r.get(k)) for k in keys})
     return buf.getvalue()
+
+
+def _csv_cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, separators=(",", ":"), default=str)
+    return v
+
+
+WIDTH = 100  # the default table and the lines under it fit a 100-column terminal
+
+
+def wrap(text: str, width: int = WIDTH) -> str:
+    """One paragraph in lines of at most `width`; continuation lines indented so the paragraph stays one block."""
+    import textwrap
+
+    return textwrap.fill(text, width=width, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _plain(v: Any) -> str:

@@ -31,14 +31,16 @@ def test_estimate_v100_ranks_fp32_and_mixed_with_a_recommendation():
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "p3.2xlarge" in out and "p3.16xlarge" in out and "g5.xlarge" not in out
-    assert "mixed_float16" in out and "float32" in out
-    assert "Recommendation (cheapest): p3.2xlarge in us-east-1, mixed" in out
-    assert "faster, saves" in out
+    assert "v100 x8" in out and "mixed" in out and "fp32" in out
+    assert "Mixed precision on p3.2xlarge (v100, on-demand): training" in out
+    assert "Recommendation (cheapest): p3.2xlarge in us-east-1, mixed" in " ".join(out.split())
+    assert "cheaper than p3.2xlarge fp32 on-demand, the cheapest single-GPU instance" in " ".join(out.split())
 
 
 def test_json_is_the_documented_contract():
     data = run_json("estimate", "--gpu", "a10g", "--spot")
-    assert set(data) == {"workload", "plans", "recommendation", "notes"}
+    assert set(data) == {"schema_version", "workload", "plans", "recommendation", "notes"}
+    assert data["schema_version"] == 1
     required = {"instance", "gpu", "gpu_count", "precision", "dtype", "samples_per_second",
                 "samples_per_second_per_gpu", "hours", "cost_usd", "price_per_hour", "market", "fits_memory", "source"}
     for plan in data["plans"]:
@@ -68,7 +70,62 @@ def test_the_estimate_table_exactly(small_catalog, golden):
     result = run("estimate", "--spot")
     assert result.exit_code == 0, result.output
     golden("estimate_table.txt", result.stdout)
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    wide = run("estimate", "--spot", "--wide")
+    golden("estimate_table_wide.txt", wide.stdout)
+    assert max(len(line) for line in wide.stdout.splitlines()) > 100  # every column: the point of --wide
     golden("estimate_v100_csv.csv", run("estimate", "--gpu", "v100", "--format", "csv").stdout)
+
+
+def test_the_default_table_is_the_front_and_ten_cheapest_others_and_all_shows_every_plan():
+    data = run_json("estimate", "--spot")
+    table = run("estimate", "--spot").stdout.splitlines()
+    rows = table[2:table.index("")]
+    more = rows.pop()
+    base = data["recommendation"]["baseline"]
+    others = [p for p in data["plans"] if not p["pareto"]]
+    expected = [p for p in data["plans"] if p["pareto"] or p in others[:10]
+                or (p["instance"], p["precision"], p["market"]) == (base["instance"], "fp32", "on-demand")]
+    assert len(others) > 10
+    assert [r.split()[0] for r in rows] == [p["instance"] for p in expected]  # in the plans' order, cheapest first
+    assert more == f"... {len(data['plans']) - len(expected)} more plans (--all)"
+    assert max(len(line) for line in table) <= 100
+    every = run("estimate", "--spot", "--all").stdout.splitlines()
+    assert len(every[2:every.index("")]) == len(data["plans"]) and not any("more plans" in s for s in every)
+
+
+def test_csv_has_every_plan_field_of_the_json_with_the_same_names():
+    data = run_json("estimate", "--gpu", "t4", "--spot")
+    rows = list(csv.DictReader(io.StringIO(run("estimate", "--gpu", "t4", "--spot", "--format", "csv").stdout)))
+    assert list(rows[0]) == list(data["plans"][0])
+    for row, plan in zip(rows, data["plans"]):
+        assert row["instance"] == plan["instance"] and float(row["train_seconds"]) == plan["train_seconds"]
+        assert row["fits_memory"] == ("true" if plan["fits_memory"] else "false")
+        assert json.loads(row["notes"]) == plan["notes"]  # lists travel as JSON in one cell
+
+
+def test_baseline_is_checked_and_its_plans_are_added_when_absent(small_catalog):
+    data = run_json("estimate", "--gpu", "t4", "--baseline", "v100")
+    assert {p["instance"] for p in data["plans"]} == {"g4dn.xlarge", "p3.2xlarge"}
+    base = data["recommendation"]["baseline"]
+    assert (base["instance"], base["precision"], base["market"]) == ("p3.2xlarge", "fp32", "on-demand")
+    table = run("estimate", "--gpu", "t4", "--baseline", "v100")
+    assert "note: --baseline v100: added p3.2xlarge's plans to compare with" in table.stderr
+    assert "than p3.2xlarge fp32 on-demand, the cheapest v100 instance, your --baseline" in " ".join(table.stdout.split())
+    default = run_json("estimate")["recommendation"]["baseline"]
+    assert (default["instance"], default["why"]) == ("g4dn.xlarge", "the cheapest single-GPU instance")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--baseline", "t5"], "Error: --baseline t5: unknown GPU 't5'. Did you mean: t4"),
+    (["--baseline", "v100-32gb"], "Error: --baseline v100-32gb: no instance in the catalog carries a v100-32gb"),
+    (["--baseline", "local"], "Error: --baseline local compares with this machine: add --gpu local"),
+    (["--baseline", "v100", "--precision", "mixed"], "Error: --baseline v100 compares with fp32"),
+])
+def test_baseline_errors_are_one_line(small_catalog, args, message):
+    result = run("estimate", *args)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith(message), result.stderr
 
 
 @pytest.mark.parametrize(("name", "args"), [
@@ -134,12 +191,27 @@ def test_region_without_prices_is_an_error():
     assert "no prices for region eu-west-9: run `gpuplan prices refresh --region eu-west-9`" in result.output
 
 
-def test_plot_writes_a_png(tmp_path):
+def test_plot_writes_a_png_with_the_deadline_and_the_budget(tmp_path, monkeypatch):
+    import gpuplan.plot
+
+    drawn = {}
+    real = gpuplan.plot.plot_estimate
+    monkeypatch.setattr(gpuplan.plot, "plot_estimate", lambda est, path, **kw: drawn.update(kw) or real(est, path, **kw))
     out = tmp_path / "plans.png"
-    result = run("estimate", "--gpu", "t4", "--gpu", "a10g", "--spot", "--plot", str(out))
+    result = run("estimate", "--gpu", "t4", "--gpu", "a10g", "--spot", "--deadline", "0.25", "--budget", "0.15",
+                 "--plot", str(out))
     assert result.exit_code == 0, result.output
+    assert drawn == {"deadline_hours": 0.25, "budget_usd": 0.15}
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("seconds", "unit"), [([300, 3000], "minutes"), ([300, 7200], "hours")])
+def test_the_plot_counts_in_minutes_or_hours_as_fits(seconds, unit):
+    from gpuplan.plot import time_unit, wide
+
+    assert time_unit(seconds)[0] == unit
+    assert wide([300, 18000]) and not wide([300, 600])
 
 
 def test_data_goes_to_stdout_and_notes_to_stderr():
@@ -216,6 +288,10 @@ def test_gpus_lists_every_gpu_with_its_instances(small_catalog, golden):
     for key in ("t4", "v100", "a10g", "l4", "l40s", "a100", "h100", "h200"):
         assert key in result.stdout
     golden("gpus_table.txt", result.stdout)
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    wide = run("gpus", "--wide")
+    golden("gpus_table_wide.txt", wide.stdout)
+    assert "NVIDIA A10G" in wide.stdout and "vCPUs" in wide.stdout
     one = json.loads(run("gpus", "--gpu", "a10g", "--format", "json").stdout)
     assert {r["instance"] for r in one} == {"g5.xlarge"}
     assert all(r["gpu"] == "a10g" and r["mixed"] == "bfloat16" for r in one)

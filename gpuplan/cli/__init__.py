@@ -49,10 +49,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def examples(*commands: str) -> str:
+    """A help epilog of real commands, one a line: `\b` keeps click from re-wrapping them into one paragraph."""
+    return "\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
 app = typer.Typer(
     cls=GpuplanGroup,
     name="gpuplan",
     help="Estimate how long and how much a BERT fine-tune costs on each GPU, fp32 vs mixed precision.",
+    epilog=examples(
+        "gpuplan estimate --gpu t4 --gpu a10g --spot          # which GPU, precision and market?",
+        "gpuplan estimate --calibrate --gpu local --deadline 1 # measured here first, then priced",
+        "gpuplan launch --instance g5.xlarge                  # measured on a real GPU, then terminated",
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

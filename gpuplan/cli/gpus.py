@@ -7,42 +7,55 @@ from typing import Annotated, Any
 import typer
 
 from gpuplan import render
-from gpuplan.cli import app
+from gpuplan.cli import app, examples
 from gpuplan.cli._options import CatalogOpt, FormatOpt, RegionOpt
 from pricing.catalog import find_gpu, load_catalog, select_offers
 from pricing.models import GpuSpec, InstanceOffer
 
-GPU_COLUMNS = [
+GPU_COLUMNS = [  # --wide
     ("gpu", "gpu", None), ("name", "name", None), ("architecture", "arch", None), ("memory_gib", "GiB", None),
     ("fp32_tflops", "fp32", None), ("tf32_tflops", "tf32", None), ("fp16_tflops", "fp16 TC", None),
     ("bf16_tflops", "bf16 TC", None), ("memory_bandwidth_gbs", "GB/s", None), ("mixed", "mixed =", None),
     ("instance", "instance", None), ("gpu_count", "x", None), ("vcpus", "vCPUs", None),
     ("on_demand_usd_per_hour", "on-demand $/h", render.usd), ("spot_usd_per_hour", "spot $/h", render.usd),
 ]
+# The default view fits 100 columns: peak TFLOPS of the three paths TensorFlow takes (fp32, TF32, the 16-bit tensor
+# cores that mixed precision uses), memory, and the instances with their prices.
+COMPACT_COLUMNS = [
+    ("gpu", "gpu", None), ("memory_gib", "GiB", None), ("memory_bandwidth_gbs", "GB/s", None),
+    ("fp32_tflops", "fp32", None), ("tf32_tflops", "tf32", None), ("mixed_tflops", "mixed", None),
+    ("mixed", "as", lambda v: {"float16": "fp16", "bfloat16": "bf16"}.get(v, v)), ("instance", "instance", None), ("gpu_count", "GPUs", None),
+    ("on_demand_usd_per_hour", "$/h", render.usd), ("spot_usd_per_hour", "spot $/h", render.usd),
+]
+CSV_KEYS = [k for k, _, _ in GPU_COLUMNS] + ["mixed_tflops", "region", "price_date"]
 
 
-@app.command()
+@app.command(epilog=examples("gpuplan gpus", "gpuplan gpus --gpu a100 --wide", "gpuplan gpus --format csv"))
 def gpus(
     gpu: Annotated[str | None, typer.Option("--gpu", help="Show one GPU, e.g. a10g.")] = None,
     catalog: CatalogOpt = None,
     region: RegionOpt = None,
     fmt: FormatOpt = "table",
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (names, fp16 and bf16 peaks, vCPUs).")] = False,
 ) -> None:
-    """List GPUs with peak TFLOPS and the instances that carry them. Example: gpuplan gpus --gpu a100"""
+    """List GPUs with peak TFLOPS and the instances that carry them."""
     render.check_format(fmt)
     cat = load_catalog(catalog, region=region, notes=render.note)
     specs = [find_gpu(cat, gpu)] if gpu else cat.gpus
     # load_catalog kept only --region's offers, so no second filter here.
     offers = select_offers(cat, gpus=[g.key for g in specs]) if gpu else cat.offers
     rows = [row for spec in specs for row in _gpu_rows(spec, offers)]
-    render.emit(rows, GPU_COLUMNS, fmt, csv_keys=[k for k, _, _ in GPU_COLUMNS] + ["region", "price_date"],
-                table_rows=_blank_repeats(rows))
+    columns = GPU_COLUMNS if wide else COMPACT_COLUMNS
+    render.emit(rows, columns, fmt, csv_keys=CSV_KEYS, table_rows=_blank_repeats(rows, columns),
+                footer=None if wide else "\nPeak dense TFLOPS; mixed = the 16-bit tensor cores, as fp16 or bf16. "
+                                         "--wide: names, vCPUs.")
 
 
 def _gpu_rows(spec: GpuSpec, offers: list[InstanceOffer]) -> list[dict[str, Any]]:
     """One row per instance carrying the GPU (one row without an instance if none does)."""
     base = {"gpu": spec.key, **spec.model_dump(exclude={"key", "source", "notes"}),
-            "mixed": "bfloat16" if spec.has_bf16 else "float16"}
+            "mixed": "bfloat16" if spec.has_bf16 else "float16",
+            "mixed_tflops": spec.bf16_tflops if spec.has_bf16 else spec.fp16_tflops}
     mine = sorted((o for o in offers if o.gpu == spec.key), key=lambda o: (o.gpu_count, o.vcpus))
     rows = []
     for o in mine or [None]:
@@ -56,9 +69,10 @@ def _gpu_rows(spec: GpuSpec, offers: list[InstanceOffer]) -> list[dict[str, Any]
     return rows
 
 
-def _blank_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _blank_repeats(rows: list[dict[str, Any]], columns: list[Any]) -> list[dict[str, Any]]:
     """For reading: a GPU's specs on its first row only."""
-    spec_keys = [k for k, _, _ in GPU_COLUMNS[:GPU_COLUMNS.index(("instance", "instance", None))]]
+    keys = [k for k, _, _ in columns]
+    spec_keys = keys[:keys.index("instance")]
     out = []
     for i, row in enumerate(rows):
         same_gpu = i > 0 and rows[i - 1]["gpu"] == row["gpu"]
