@@ -372,3 +372,14 @@ def test_a_calibration_of_another_model_is_refused(tmp_path):
 def test_dataset_needs_calibrate():
     result = run("estimate", "--dataset", "x.csv")
     assert result.exit_code == 1 and "--dataset is read by the calibration: add --calibrate" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["estimate"], ["gpus"], ["calibrate"], ["launch"], ["instances"],
+                                     ["instances", "terminate"], ["prices"], ["prices", "refresh"], ["prices", "show"]])
+def test_every_help_shows_real_examples_and_no_description_is_cut(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    examples = result.stdout.split("Examples:\n")[1].splitlines()
+    assert 2 <= len([e for e in examples if e.strip().startswith("gpuplan ")]) <= 3
+    listing = result.stdout.split("Commands:\n")[1].split("\n\n")[0] if "Commands:" in result.stdout else ""
+    assert "..." not in listing, listing

@@ -9,7 +9,7 @@ import typer
 
 from gpuplan import render
 from gpuplan.measurement import CalibrationResult
-from gpuplan.cli import app
+from gpuplan.cli import app, examples
 from gpuplan.cli._options import (
     BatchSizeOpt, DatasetOpt, EpochsOpt, FormatOpt, LabelColumnOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt,
     StepsOpt, TextColumnOpt, WorkloadOpt, workload_from_flags,
@@ -38,7 +38,11 @@ CSV_KEYS = [
 ]
 
 
-@app.command()
+@app.command(epilog=examples(
+    "gpuplan calibrate --batch-size 8 -o cal.json",
+    "gpuplan calibrate --dataset reviews.csv --steps 5 -o cal.json",
+    "gpuplan estimate --calibration cal.json --gpu local",
+))
 def calibrate(
     model: ModelOpt = None,
     seq_len: SeqLenOpt = None,
@@ -58,7 +62,7 @@ def calibrate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Time a short real fine-tune here, fp32 and mixed. Example: gpuplan calibrate --batch-size 8 -o cal.json"""
+    """Time a short real fine-tune here, fp32 and mixed."""
     from gpuplan.calibration.progress import ProgressBar
     from gpuplan.calibration.train import run_calibration
 

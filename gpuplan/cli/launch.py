@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gpuplan import render
-from gpuplan.cli import app
+from gpuplan.cli import app, examples
 from gpuplan.cli._options import (
     BatchSizeOpt, CatalogOpt, EpochsOpt, FormatOpt, LabelColumnOpt, ModelOpt, NumExamplesOpt, PrecisionOpt,
     SeqLenOpt, StepsOpt, TextColumnOpt, WorkloadOpt, workload_from_flags,
@@ -51,7 +51,11 @@ LaunchDatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Your da
                                                       "synthetic]")]
 
 
-@app.command()
+@app.command(epilog=examples(
+    "gpuplan launch --instance g5.xlarge --dry-run",
+    "gpuplan launch --instance g5.xlarge --spot --save results/",
+    "gpuplan launch --instance g4dn.xlarge --instance g5.xlarge --dataset reviews.csv",
+))
 def launch(
     ctx: typer.Context, instance: InstanceOpt, model: ModelOpt = None, seq_len: SeqLenOpt = None,
     batch_size: BatchSizeOpt = None, num_examples: NumExamplesOpt = None, epochs: EpochsOpt = None,
@@ -62,7 +66,7 @@ def launch(
     calibrate_arg: CalibrateArgOpt = None, save: SaveOpt = None, dataset: LaunchDatasetOpt = None,
     text_column: TextColumnOpt = "text", label_column: LabelColumnOpt = "label", fmt: FormatOpt = "table",
 ) -> None:
-    """Measure on EC2 GPUs, always terminate them, print the estimate. Example: gpuplan launch --instance g5.xlarge"""
+    """Measure on EC2 GPUs, always terminate them, print the estimate."""
     from gpuplan.cloud import fleet, launchplan, report, start, uploads
     from gpuplan.cloud.aws import make_clients
     from gpuplan.cloud.describe import describe_plan
@@ -176,7 +180,9 @@ class _ProgressView:
         cost = "" if s.usd_so_far is None else f", {render.usd(s.usd_so_far)} so far"
         return f"{s.instance_type} {s.instance_id} {s.state} {render.duration(s.elapsed_seconds)}{cost}"
 instances_app = typer.Typer(help="The EC2 instances gpuplan started: list them, terminate them.",
-                            no_args_is_help=False, rich_markup_mode=None)
+                            no_args_is_help=False, rich_markup_mode=None,
+                            epilog=examples("gpuplan instances", "gpuplan instances --ended --format json",
+                                            "gpuplan instances terminate --all"))
 app.add_typer(instances_app, name="instances")
 
 INSTANCE_COLUMNS = [
@@ -195,7 +201,7 @@ def instances(
     catalog: CatalogOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """List the instances gpuplan started, with age and cost so far. Example: gpuplan instances"""
+    """List the instances gpuplan started, with age and cost so far."""
     if ctx.invoked_subcommand is not None:
         return
     from gpuplan.cloud.aws import make_clients
@@ -212,14 +218,15 @@ def instances(
         render.note("No gpuplan instances" + ("" if ended else " running") + ".")
 
 
-@instances_app.command("terminate")
+@instances_app.command("terminate", epilog=examples("gpuplan instances terminate i-0123456789abcdef0",
+                                                    "gpuplan instances terminate --all --region us-east-1"))
 def instances_terminate(
     instance_id: Annotated[list[str] | None, typer.Argument(help="Instance ids, e.g. i-0abc...")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Terminate every gpuplan instance in the region.")] = False,
     region: AwsRegionOpt = None,
     catalog: CatalogOpt = None,
 ) -> None:
-    """Terminate gpuplan instances. Example: gpuplan instances terminate --all"""
+    """Terminate gpuplan instances."""
     from gpuplan.cloud.aws import make_clients
     from gpuplan.cloud.instances import terminate
     from pricing.catalog import load_catalog

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from gpuplan import render
-from gpuplan.cli import app
+from gpuplan.cli import app, examples
 from gpuplan.cli._options import CatalogOpt, FormatOpt
 from gpuplan.errors import GpuplanError
 from pricing.catalog import age_text, find_gpu, resolve_prices
@@ -15,7 +15,9 @@ from pricing.models import DEFAULT_REGION
 
 prices_app = typer.Typer(
     name="prices", no_args_is_help=True, rich_markup_mode=None,
-    help="Live AWS prices: refresh the cache, and show which prices estimates use and how old they are.",
+    help="Refresh AWS prices; show which ones estimates use.\n\nrefresh fills the cache from SkyPilot's public "
+         "catalog or AWS's APIs; show lists the prices estimates use and how old they are.",
+    epilog=examples("gpuplan prices refresh --region us-east-1", "gpuplan prices show --gpu a10g"),
 )
 app.add_typer(prices_app, name="prices")
 
@@ -49,12 +51,13 @@ REFRESH_COLUMNS = [
 ]
 
 
-@prices_app.command()
+@prices_app.command(epilog=examples("gpuplan prices refresh --region us-east-1",
+                                    "gpuplan prices refresh --all-regions"))
 def refresh(
     ctx: typer.Context, regions: RegionsOpt = None, all_regions: AllRegionsOpt = False,
     instance_types: InstanceTypesOpt = None,
 ) -> None:
-    """Fetch today's on-demand and spot prices into the cache. Example: gpuplan prices refresh --region us-east-1"""
+    """Fetch today's on-demand and spot prices into the cache."""
     from pricing.awsclient import Backoff
     from pricing.refresh import refresh_prices
 
@@ -70,9 +73,9 @@ def refresh(
     render.out(render.table([{**vars(r), "path": str(r.path)} for r in done], REFRESH_COLUMNS))
 
 
-@prices_app.command()
+@prices_app.command(epilog=examples("gpuplan prices show", "gpuplan prices show --gpu a10g --format csv"))
 def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt = None, fmt: FormatOpt = "table") -> None:
-    """The prices estimates use, with source and age per row. Example: gpuplan prices show --gpu a10g --format csv"""
+    """The prices estimates use, with source and age per row."""
     render.check_format(fmt)
     resolved = resolve_prices(catalog, region)
     for line in resolved.notes:  # where the prices come from: pricing returns them, the CLI says them
