@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pricing.awsclient import Backoff, make_client, translate
 from pricing.awsclient import call as aws_call
-from pricing.catalog import gpu_key_for_name
 from pricing.errors import PricingError, did_you_mean
-from pricing.models import DEFAULT_STARTUP_SECONDS, Catalog, GpuSpec, InstanceOffer
+from pricing.models import Catalog, InstanceOffer
+from pricing.offers import startup_of, Shape, family_of, gpu_key, spot_summary, template_for
 
 # The Price List API has endpoints in us-east-1, eu-central-1 and ap-south-1 only; us-east-1 serves every region.
 PRICING_REGION = "us-east-1"
@@ -62,18 +61,6 @@ def _pages(fn: Callable[..., Any], what: str, region: str, key: str, backoff: Ba
 # --- instance shapes -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Shape:
-    instance_type: str
-    gpu_name: str
-    gpu_count: int
-    gpu_memory_mib: int
-    vcpus: int
-    memory_mib: int
-    manufacturer: str = "NVIDIA"
-    partition: float = 1.0
-
-
 def gpu_shapes(ec2: Any, region: str, backoff: Backoff = Backoff()) -> dict[str, Shape]:
     """The GPU instance types offered in the region (all NVIDIA and other GPU types start with g or p)."""
     shapes: dict[str, Shape] = {}
@@ -92,13 +79,6 @@ def gpu_shapes(ec2: Any, region: str, backoff: Backoff = Backoff()) -> dict[str,
     return shapes
 
 
-def gpu_key(shape: Shape, gpus: list[GpuSpec]) -> str | None:
-    """The catalog GPU key for an EC2 GPU ("V100" + 32 GiB -> v100-32gb), or None when gpuplan has no specs."""
-    if shape.partition < 1 or shape.gpu_count < 1 or shape.manufacturer.upper() != "NVIDIA":
-        return None
-    return gpu_key_for_name(gpus, shape.gpu_name, shape.gpu_memory_mib / 1024 or None)
-
-
 # --- prices ----------------------------------------------------------------------------------------------------
 
 
@@ -107,6 +87,8 @@ def parse_price_item(item: str | dict[str, Any]) -> tuple[str, str, float | None
     doc = json.loads(item) if isinstance(item, str) else item
     attrs = doc.get("product", {}).get("attributes", {})
     usd: float | None = None
+    if attrs.get("marketoption", "OnDemand") != "OnDemand":  # capacity blocks list $0.00 hours: not a price
+        return attrs.get("instanceType", ""), attrs.get("regionCode", ""), None, attrs
     for term in (doc.get("terms", {}).get("OnDemand") or {}).values():
         for dim in (term.get("priceDimensions") or {}).values():
             if dim.get("unit", "Hrs") not in ("Hrs", "Hours"):
@@ -128,7 +110,7 @@ def on_demand_prices(pricing: Any, instance_types: Iterable[str], regions: list[
     for itype in sorted(set(instance_types)):
         filters = {
             "instanceType": itype, "operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA",
-            "capacitystatus": "Used", "locationType": "AWS Region",
+            "capacitystatus": "Used", "locationType": "AWS Region", "marketoption": "OnDemand",
         }
         if len(wanted) == 1:
             filters["regionCode"] = regions[0]
@@ -148,8 +130,8 @@ def on_demand_prices(pricing: Any, instance_types: Iterable[str], regions: list[
 
 
 def spot_prices(ec2: Any, region: str, instance_types: Iterable[str], now: dt.datetime, backoff: Backoff = Backoff(),
-                ) -> dict[str, tuple[float, float]]:
-    """{instance type: (min, median)} over the latest Linux spot price in each availability zone."""
+                ) -> dict[str, dict[str, float]]:
+    """{instance type: {zone: its latest Linux spot price}}; pricing.offers.spot_summary makes one figure of them."""
     types = sorted(set(instance_types))
     if not types:
         return {}
@@ -161,10 +143,10 @@ def spot_prices(ec2: Any, region: str, instance_types: Iterable[str], now: dt.da
         when = rec["Timestamp"]
         if price > 0 and (key not in latest or when > latest[key][0]):
             latest[key] = (when, price)
-    by_type: dict[str, list[float]] = {}
-    for (itype, _), (_, price) in latest.items():
-        by_type.setdefault(itype, []).append(price)
-    return {t: (min(v), float(statistics.median(v))) for t, v in by_type.items()}
+    by_type: dict[str, dict[str, float]] = {}
+    for (itype, zone), (_, price) in latest.items():
+        by_type.setdefault(itype, {})[zone] = price
+    return by_type
 
 
 # --- one refresh -----------------------------------------------------------------------------------------------
@@ -180,18 +162,7 @@ class RegionPrices:
 
 
 def _template(itype: str, count: int, bundled: Catalog) -> tuple[InstanceOffer | None, str | None]:
-    """The bundled offer that lends interconnect and startup figures: the same type, else a same-family sibling."""
-    same = [o for o in bundled.offers if o.instance_type == itype]
-    if same:
-        return same[0], None
-    if count == 1:
-        return None, None
-    family = itype.split(".")[0]
-    siblings = [o for o in bundled.offers if o.instance_type.split(".")[0] == family and o.gpu_count > 1]
-    if not siblings:
-        return None, None
-    sib = min(siblings, key=lambda o: abs(o.gpu_count - count))
-    return sib, sib.instance_type
+    return template_for(itype, count, bundled.offers)
 
 
 @dataclass
@@ -250,11 +221,13 @@ def fetch_prices(
         used = {o.gpu for o in offers}
         catalog = Catalog(
             source=f"AWS {region}: Price List API (on-demand, Linux, shared tenancy) and EC2 spot price history "
-                   f"(latest per zone: median and min), fetched {_stamp(now)}. GPU specs and interconnects: bundled.",
+                   f"(latest per standard zone below on-demand: median, min, zones), fetched {_stamp(now)}. "
+                   "GPU specs and interconnects: bundled.",
             gpus=[g for g in bundled.gpus if g.key in used],
             offers=sorted(offers, key=lambda o: (o.gpu, o.gpu_count, o.instance_type)),
         )
-        results.append(RegionPrices(region=region, catalog=catalog, fetched_at=now, with_spot=len(spot),
+        results.append(RegionPrices(region=region, catalog=catalog, fetched_at=now,
+                                    with_spot=sum(o.spot_usd_per_hour is not None for o in offers),
                                     notes=plan.notes))
     return results
 
@@ -302,12 +275,12 @@ def _plan_region(region: str, bundled: Catalog, instance_types: list[str] | None
 
 
 def _priced_offers(region: str, plan: _RegionPlan, on_demand: dict[tuple[str, str], float],
-                   spot: dict[str, tuple[float, float]], now: dt.datetime) -> list[InstanceOffer]:
+                   spot: dict[str, dict[str, float]], now: dt.datetime) -> list[InstanceOffer]:
     offers: list[InstanceOffer] = []
     unpriced: list[str] = []
     for itype, (shape, key, template) in plan.wanted.items():
         od = on_demand.get((itype, region))
-        sp = spot.get(itype)
+        sp = spot_summary(spot.get(itype, {}), od)
         if od is None and sp is None:
             unpriced.append(itype)
             continue
@@ -315,20 +288,17 @@ def _priced_offers(region: str, plan: _RegionPlan, on_demand: dict[tuple[str, st
         offers.append(InstanceOffer(
             instance_type=itype, provider="aws", region=region, gpu=key, gpu_count=shape.gpu_count,
             vcpus=shape.vcpus, memory_gib=round(shape.memory_mib / 1024, 2), on_demand_usd_per_hour=od,
-            spot_usd_per_hour=sp[1] if sp else None, spot_usd_per_hour_min=sp[0] if sp else None,
+            spot_usd_per_hour=sp.median if sp else None, spot_usd_per_hour_min=sp.min if sp else None,
+            spot_zones=sp.zones if sp else None,
             price_source=f"AWS Price List API (on-demand) and EC2 spot price history, fetched {_stamp(now)}",
             price_date=now.date(),
             interconnect=template.interconnect if multi else "none",  # type: ignore[union-attr]
             allreduce_gbs=template.allreduce_gbs if multi else None,  # type: ignore[union-attr]
-            startup_seconds=template.startup_seconds if template else DEFAULT_STARTUP_SECONDS,
+            **startup_of(template),
         ))
     if unpriced:
         plan.notes.append(f"no Linux on-demand or spot price for {', '.join(unpriced)}; left out")
     return offers
-
-
-def family_of(itype: str) -> str:
-    return itype.split(".")[0]
 
 
 def enabled_regions(home_region: str, backoff: Backoff = Backoff()) -> list[str]:

@@ -1,5 +1,5 @@
-"""The price cache: one YAML file per AWS region under $XDG_CACHE_HOME/gpuplan/catalog-v1/, written by
-`gpuplan prices refresh` and read by every estimate.
+"""The price cache: one YAML file per AWS region under $XDG_CACHE_HOME/gpuplan/catalog-v2/, written by
+`gpuplan prices refresh` (either source: SkyPilot's catalog or AWS's APIs) and read by every estimate.
 
 A cache file has the bundled catalog's schema plus `fetched_at` (UTC, ISO 8601). Writes are atomic (a temp file in
 the same folder, fsync, os.replace), so an interrupted refresh leaves the previous file as it was. A file that does not
@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from pricing.errors import PricingError, one_line
 from pricing.models import SCHEMA_VERSION, Catalog
 
-# The folder name carries the schema version, so a gpuplan that reads another schema never trips over these files.
+# The folder name carries the schema version, so a gpuplan that reads another schema never trips over these files
+# (and version-1 caches, whose spot figure followed an older rule, are left alone rather than read).
 CACHE_SUBDIR = Path("gpuplan") / f"catalog-v{SCHEMA_VERSION}"
 _FILE = re.compile(r"^aws-([a-z0-9-]+)\.yaml$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -101,8 +102,9 @@ def _parse(path: Path, region: str) -> CachedPrices:
 def write_cache(region: str, catalog: Catalog, fetched_at: dt.datetime) -> Path:
     """Replace the region's cache file atomically; on any failure the previous file is untouched."""
     path = cache_path(region)
-    doc: dict[str, Any] = {"schema_version": catalog.schema_version, "fetched_at": fetched_at.isoformat()}
-    doc.update(catalog.model_dump(mode="json", exclude={"schema_version"}))
+    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "fetched_at": fetched_at.isoformat()}
+    # Only the fields that were set: a default written out would read back as the catalog's own figure.
+    doc.update(catalog.model_dump(mode="json", exclude={"schema_version"}, exclude_unset=True))
     header = (
         "# gpuplan price cache, written by `gpuplan prices refresh`. Rewritten on every refresh: put your own\n"
         "# prices in a file you pass with --catalog instead.\n"

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: offers carry spot_zones and the one spot rule (pricing.offers.spot_summary); nvlink5
+READABLE_VERSIONS = (1, 2)  # a version-1 document (a user's --catalog file) is a valid version-2 one
 DEFAULT_REGION = "us-east-1"  # an offer without a region, and AWS calls when neither --region nor the profile names one
 DEFAULT_STARTUP_SECONDS = 300.0  # boot, install and model load, when the catalog says nothing better
 
 Market = Literal["on-demand", "spot"]
-Interconnect = Literal["none", "pcie3", "pcie4", "pcie5", "nvlink2", "nvlink3", "nvlink4"]
+Interconnect = Literal["none", "pcie3", "pcie4", "pcie5", "nvlink2", "nvlink3", "nvlink4", "nvlink5"]
 
 
 class _Strict(BaseModel):
@@ -32,6 +33,7 @@ class GpuSpec(_Strict):
     fp16_tflops: PositiveFloat = Field(description="fp16 tensor-core peak (dense)")
     bf16_tflops: PositiveFloat | None = Field(None, description="None: no bfloat16 tensor cores")
     memory_bandwidth_gbs: PositiveFloat
+    aliases: tuple[str, ...] = Field((), description="other names AWS, SkyPilot or drivers give it, e.g. RTXPRO6000")
     source: str = ""
     notes: str = ""
 
@@ -55,8 +57,10 @@ class InstanceOffer(_Strict):
     vcpus: PositiveInt
     memory_gib: PositiveFloat
     on_demand_usd_per_hour: PositiveFloat | None = None
-    spot_usd_per_hour: PositiveFloat | None = Field(None, description="typical spot price (median across zones)")
-    spot_usd_per_hour_min: PositiveFloat | None = None
+    spot_usd_per_hour: PositiveFloat | None = Field(
+        None, description="median of the latest spot price per standard zone, zones at or above on-demand left out")
+    spot_usd_per_hour_min: PositiveFloat | None = Field(None, description="the cheapest of those zones")
+    spot_zones: NonNegativeInt | None = Field(None, description="how many zones the spot median is taken over")
     price_source: str = ""
     price_date: dt.date | None = None
     interconnect: Interconnect = "none"
@@ -94,8 +98,9 @@ class Catalog(_Strict):
 
     @model_validator(mode="after")
     def _offers_name_known_gpus(self) -> Catalog:
-        if self.schema_version != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {self.schema_version} is not supported (this gpuplan reads {SCHEMA_VERSION})")
+        if self.schema_version not in READABLE_VERSIONS:
+            raise ValueError(f"schema_version {self.schema_version} is not supported (this gpuplan reads "
+                             f"{' and '.join(map(str, READABLE_VERSIONS))})")
         keys = {g.key for g in self.gpus}
         for o in self.offers:
             if o.gpu not in keys:

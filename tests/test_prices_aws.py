@@ -36,8 +36,12 @@ def _shape(name: str, mib: int, *, count: int = 1, partition: float = 1.0, maker
 @pytest.mark.parametrize(("name", "mib", "key"), [
     ("V100", 16384, "v100"), ("V100", 32768, "v100-32gb"), ("A100", 40960, "a100"), ("A100", 81920, "a100-80gb"),
     ("A10G", 22888, "a10g"), ("L4", 22888, "l4"), ("L40S", 45776, "l40s"), ("T4", 16384, "t4"),
-    ("H100", 81920, "h100"), ("H200", 144384, "h200"),
-    ("B200", 183359, None), ("T4g", 16384, None), ("RTX PRO Server 6000", 98304, None), ("M60", 8192, None),
+    ("H100", 81920, "h100"), ("H200", 144384, "h200"), ("B200", 183359, "b200"), ("B300", 275040, "b300"),
+    ("RTX PRO Server 6000", 98304, "rtx-pro-6000"),  # EC2's GpuInfo name for g7e
+    ("RTXPRO6000", 98304, "rtx-pro-6000"),  # SkyPilot's AcceleratorName for g7e
+    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", 97887, "rtx-pro-6000"),  # what the driver says on g7e
+    ("V100-32GB", 32768, "v100-32gb"), ("A100-80GB", 81920, "a100-80gb"),  # SkyPilot's names for p3dn and p4de
+    ("T4g", 16384, None), ("M60", 8192, None),
 ])
 def test_gpu_key(name, mib, key):
     assert aws_mod.gpu_key(_shape(name, mib), bundled_catalog().gpus) == key
@@ -67,6 +71,24 @@ def test_on_demand_prices_one_region_filters_and_pages():
     assert prices == {("g5.xlarge", "us-east-1"): 1.006, ("p5.48xlarge", "us-east-1"): 55.04}
 
 
+def test_capacity_blocks_are_not_on_demand_prices():
+    """A Capacity Block product passes every other filter and lists $0.00 hours: the query asks for OnDemand only,
+    and one that still comes back is no price (whatever its amount)."""
+    client, stub = stubbed_pricing()
+    items = [price_item("p5.48xlarge", "us-east-1", 0.0, market="CapacityBlock", operation="RunInstances"),
+             price_item("p5.48xlarge", "us-east-1", 31.464, market="CapacityBlock"),
+             price_item("p5.48xlarge", "us-east-1", 55.04)]
+    stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": items},
+                      {"ServiceCode": "AmazonEC2", "MaxResults": 100,
+                       "Filters": expected_filters("p5.48xlarge", "us-east-1")})
+    with stub:
+        prices = aws_mod.on_demand_prices(client, ["p5.48xlarge"], ["us-east-1"])
+        stub.assert_no_pending_responses()
+    assert prices == {("p5.48xlarge", "us-east-1"): 55.04}
+    assert {"Type": "TERM_MATCH", "Field": "marketoption", "Value": "OnDemand"} in expected_filters("p5.48xlarge", None)
+    assert aws_mod.parse_price_item(items[1])[2] is None
+
+
 def test_on_demand_prices_many_regions_drops_unwanted_and_prefers_plain_run_instances():
     client, stub = stubbed_pricing()
     items = [price_item("g5.xlarge", "us-east-1", 1.006), price_item("g5.xlarge", "eu-west-1", 1.123),
@@ -87,7 +109,7 @@ def _spot(itype: str, az: str, price: str, minutes_ago: int) -> dict:
             "SpotPrice": price, "Timestamp": NOW - dt.timedelta(minutes=minutes_ago)}
 
 
-def test_spot_prices_latest_per_zone_then_min_and_median():
+def test_spot_prices_latest_per_zone():
     ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     history = [
         _spot("g5.xlarge", "us-east-1a", "0.40", 5), _spot("g5.xlarge", "us-east-1a", "0.90", 90),  # older: ignored
@@ -100,12 +122,29 @@ def test_spot_prices_latest_per_zone_then_min_and_median():
             "StartTime": NOW, "MaxResults": 1000,
         })
         spot = aws_mod.spot_prices(ec2, "us-east-1", ["g5.xlarge", "g4dn.xlarge"], NOW)
-    assert spot == {"g5.xlarge": (0.40, 0.50), "g4dn.xlarge": (0.21, 0.21)}
+    assert spot == {"g5.xlarge": {"us-east-1a": 0.40, "us-east-1b": 0.50, "us-east-1c": 0.70},
+                    "g4dn.xlarge": {"us-east-1a": 0.21}}
 
 
 def test_spot_prices_from_moto(aws):
     spot = aws_mod.spot_prices(boto3.client("ec2", region_name="us-east-1"), "us-east-1", ["g5.xlarge"], NOW)
-    assert spot == {"g5.xlarge": (pytest.approx(1e-05), pytest.approx(1e-05))}  # moto's one placeholder price
+    assert set(spot) == {"g5.xlarge"} and all(p == pytest.approx(1e-05) for p in spot["g5.xlarge"].values())
+
+
+def test_a_refreshed_offer_follows_the_one_spot_rule():
+    """The AWS refresh summarises spot prices with pricing.offers.spot_summary, like the catalog refresh and the
+    bundle: a Local Zone and a zone quoting on-demand are left out; the median, min and zone count are kept."""
+    shape = aws_mod.Shape("p5.48xlarge", "H100", 8, 81920, 192, 2097152)
+    bundled = bundled_catalog()
+    template, _ = aws_mod._template("p5.48xlarge", 8, bundled)
+    plan = aws_mod._RegionPlan(ec2=None, wanted={"p5.48xlarge": (shape, "h100", template)}, notes=[])
+    zones = {"us-east-1a": 18.734, "us-east-1b": 18.1597, "us-east-1c": 18.6838, "us-east-1d": 16.9508,
+             "us-east-1e": 55.04, "us-east-1f": 55.04, "us-east-1-atl-2a": 17.0252}
+    [offer] = aws_mod._priced_offers("us-east-1", plan, {("p5.48xlarge", "us-east-1"): 55.04},
+                                     {"p5.48xlarge": zones}, NOW)
+    assert (offer.spot_usd_per_hour, offer.spot_usd_per_hour_min, offer.spot_zones) == (18.42175, 16.9508, 4)
+    assert (offer.interconnect, offer.allreduce_gbs) == ("nvlink4", 400.0)
+    assert "startup_seconds" not in offer.model_fields_set  # the start-up model decides, not a copied default
 
 
 def _client_error(code: str) -> bx.ClientError:

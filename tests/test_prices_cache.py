@@ -36,7 +36,7 @@ def g5(catalog: Catalog, region: str = "us-east-1") -> InstanceOffer:
 
 def test_round_trip_under_xdg_cache_home(isolated_cache):
     path = write_cache("eu-west-1", region_catalog("eu-west-1", 1.123), NOW)
-    assert path == isolated_cache / "gpuplan" / "catalog-v1" / "aws-eu-west-1.yaml"
+    assert path == isolated_cache / "gpuplan" / "catalog-v2" / "aws-eu-west-1.yaml"
     cached, warning = read_cache("eu-west-1")
     assert warning is None and cached.fetched_at == NOW and cached.catalog == region_catalog("eu-west-1", 1.123)
     assert cached_regions() == ["eu-west-1"]
@@ -46,7 +46,7 @@ def test_round_trip_under_xdg_cache_home(isolated_cache):
 def test_default_location_is_home_dot_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cache_path("us-east-1") == tmp_path / ".cache" / "gpuplan" / "catalog-v1" / "aws-us-east-1.yaml"
+    assert cache_path("us-east-1") == tmp_path / ".cache" / "gpuplan" / "catalog-v2" / "aws-us-east-1.yaml"
 
 
 @pytest.mark.parametrize("text", [
@@ -115,9 +115,12 @@ def test_cache_beats_bundle_and_says_so():
     assert g5(catalog).on_demand_usd_per_hour == 0.777
     assert any(o.instance_type == "p3.2xlarge" for o in catalog.offers)  # not in the cache: the bundled row stays
     assert notes[0].startswith("Prices for us-east-1 (1 offer): cache ") and "(2 hours old)" in notes[0]
-    assert "bundled snapshot (price date 2025-12-01" in notes[1]
-    assert notes[2].startswith("Warning:") and "gpuplan prices refresh --region us-east-1" in notes[2]
+    assert notes[1].startswith("Prices for 23 regions (") and "bundled snapshot (price date 2026-04-01" in notes[1]
+    assert resolved.stale_warning is None and not any(n.startswith("Warning") for n in notes)
     assert "cache" in catalog.source
+    later = resolve_prices(now=NOW + dt.timedelta(days=200))
+    assert later.stale_warning.startswith("Warning: prices for ") and "in 23 regions" in later.stale_warning
+    assert "(oldest from 2026-03-02)" in later.stale_warning  # the cache's fetch, older than the bundle's date
 
 
 def test_catalog_file_beats_cache_and_is_never_written(tmp_path):
@@ -142,8 +145,8 @@ def test_several_cached_regions_without_region_hold_all_of_them():
 
 
 def test_a_region_with_no_prices_is_an_error():
-    with pytest.raises(PricingError, match=r"no prices for region ap-south-1: run `gpuplan prices refresh"):
-        load_catalog(region="ap-south-1", notes=lambda _: None)
+    with pytest.raises(PricingError, match=r"no prices for region sa-east-1: run `gpuplan prices refresh"):
+        load_catalog(region="sa-east-1", notes=lambda _: None)
 
 
 def test_many_cached_regions_read_as_one_line():
@@ -161,11 +164,29 @@ def test_a_fresh_cache_has_no_warning():
     assert not any(n.startswith("Warning") and "1 offer " in n for n in notes)
 
 
-def test_stale_cache_warns():
-    write_cache("eu-west-1", region_catalog("eu-west-1", 1.0), NOW - dt.timedelta(days=10))
-    notes = resolve_prices(region="eu-west-1", now=NOW).notes
-    assert notes[-1] == ("Warning: prices for 1 offer in eu-west-1 are more than 7 days old; "
-                         "run `gpuplan prices refresh --region eu-west-1` for today's prices")
+def test_stale_cache_warns_after_90_days_only_when_asked():
+    write_cache("eu-west-1", region_catalog("eu-west-1", 1.0), NOW - dt.timedelta(days=60))
+    assert resolve_prices(region="eu-west-1", now=NOW).stale_warning is None  # 60 days: the footer's date says it
+    write_cache("eu-west-1", region_catalog("eu-west-1", 1.0), NOW - dt.timedelta(days=100))
+    resolved = resolve_prices(region="eu-west-1", now=NOW)
+    assert resolved.stale_warning == (
+        "Warning: prices for 1 offer in eu-west-1 are more than 90 days old (oldest from 2025-11-22); run "
+        "`gpuplan prices refresh --region eu-west-1` for today's prices")
+    assert not any(n.startswith("Warning") for n in resolved.notes)
+
+
+def test_load_catalog_warns_only_when_asked(monkeypatch):
+    import pricing.catalog as catalog_mod
+
+    later = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    real = catalog_mod.resolve_prices
+    monkeypatch.setattr(catalog_mod, "resolve_prices", lambda *a, **k: real(*a, now=later, **k))
+    quiet: list[str] = []
+    load_catalog(notes=quiet.append)
+    loud: list[str] = []
+    load_catalog(notes=loud.append, warn_stale=True)
+    assert not any(n.startswith("Warning") for n in quiet)
+    assert [n for n in loud if n.startswith("Warning")] == [loud[-1]] and "90 days" in loud[-1]
 
 
 def test_load_catalog_hands_its_notes_over_and_the_cli_prints_them_to_stderr(capsys):

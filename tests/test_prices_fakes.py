@@ -37,10 +37,12 @@ def _sku(*parts: str) -> str:
     return hashlib.sha1("/".join(parts).encode()).hexdigest()[:16].upper()
 
 
-def price_item(instance_type: str, region: str, usd: float, *, operation: str = "RunInstances") -> str:
-    """One PriceList entry as the API returns it: a JSON string."""
+def price_item(instance_type: str, region: str, usd: float, *, operation: str = "RunInstances",
+               market: str = "OnDemand") -> str:
+    """One PriceList entry as the API returns it: a JSON string. market="CapacityBlock": an EC2 Capacity Block
+    product, which has shared tenancy, Linux, capacitystatus Used and a $0.00 OnDemand hour like the real ones."""
     gpus, vcpus, mem_mib, _, gpu_mib = SHAPES.get(instance_type, (1, 4, 16384, "T4", 16384))
-    sku = _sku(instance_type, region, operation)
+    sku = _sku(instance_type, region, operation, market)
     on_demand_term, reserved_term = "JRTCKXETXF", "4NA7Y494T4"
     doc: dict[str, Any] = {
         "product": {
@@ -51,8 +53,8 @@ def price_item(instance_type: str, region: str, usd: float, *, operation: str = 
                 "vcpu": str(vcpus), "memory": f"{mem_mib // 1024:,} GiB", "gpu": str(gpus),
                 "gpuMemory": f"{gpu_mib // 1024 * gpus} GB", "storage": "EBS only", "operatingSystem": "Linux",
                 "tenancy": "Shared", "preInstalledSw": "NA", "licenseModel": "No License required",
-                "capacitystatus": "Used", "marketoption": "OnDemand", "operation": operation,
-                "usagetype": f"BoxUsage:{instance_type}", "currentGeneration": "Yes",
+                "capacitystatus": "Used", "marketoption": market, "operation": operation,
+                "usagetype": f"{'BoxUsage' if market == 'OnDemand' else 'CapacityBlock'}:{instance_type}", "currentGeneration": "Yes",
                 "physicalProcessor": "AMD EPYC 7R32", "networkPerformance": "Up to 25 Gigabit",
                 "processorArchitecture": "64-bit", "normalizationSizeFactor": "8", "availabilityzone": "NA",
             },
@@ -103,7 +105,7 @@ def price_item(instance_type: str, region: str, usd: float, *, operation: str = 
 def expected_filters(instance_type: str, region: str | None) -> list[dict[str, str]]:
     fields = {
         "instanceType": instance_type, "operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA",
-        "capacitystatus": "Used", "locationType": "AWS Region",
+        "capacitystatus": "Used", "locationType": "AWS Region", "marketoption": "OnDemand",
     }
     if region:
         fields["regionCode"] = region
