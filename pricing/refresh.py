@@ -1,6 +1,8 @@
-"""`gpuplan prices refresh` as a library call: fetch today's AWS prices for some regions and write their cache files.
+"""`gpuplan prices refresh` as a library call: fetch today's prices for some regions and write their cache files.
 
-The CLI imports this module, never `pricing.aws` (which holds the AWS calls themselves).
+Two sources, one cache format: SOURCE_CATALOG downloads SkyPilot's public AWS catalog (no AWS account needed; as
+fresh as SkyPilot's last update of it), SOURCE_AWS asks AWS's Price List API and EC2 spot price history (needs
+credentials; today's prices). The CLI imports this module, never `pricing.aws` or `pricing.skypilot`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pricing.awsclient import Backoff, default_region
+from pricing.awsclient import Backoff
 from pricing.catalog import bundled_catalog
+from pricing.errors import PricingError
+
+SOURCE_CATALOG = "catalog"
+SOURCE_AWS = "aws"
+SOURCES = (SOURCE_CATALOG, SOURCE_AWS)
 
 
 @dataclass(frozen=True)
@@ -26,12 +33,44 @@ class RefreshedRegion:
 
 def refresh_prices(
     regions: list[str] | None = None, *, all_regions: bool = False, instance_types: list[str] | None = None,
+    source: str = SOURCE_CATALOG, url: str | None = None,
     progress: Callable[[str], None] = lambda _: None, backoff: Backoff = Backoff(), now: dt.datetime | None = None,
 ) -> list[RefreshedRegion]:
-    """Fetch the regions' prices (default: the AWS profile's region; all_regions: every enabled one), then write
-    one cache file per region, only after every region was fetched: a failure leaves every previous file as it was."""
-    from pricing import aws
+    """Fetch the regions' prices, then write one cache file per region, only after every region was fetched and
+    checked: a failure leaves every previous file as it was.
+
+    catalog: every region the catalog prices (or only `regions`); aws: the AWS profile's region (or `regions`, or
+    with all_regions every region enabled for the account).
+    """
     from pricing.cache import write_cache
+
+    if source not in SOURCES:
+        raise PricingError(f"unknown price source {source!r}; use {' or '.join(SOURCES)}")
+    if source == SOURCE_CATALOG:
+        from pricing.skypilot import fetch_catalog
+
+        got = fetch_catalog(bundled_catalog(), url=url, regions=None if all_regions else regions,
+                            instance_types=instance_types, now=now, progress=progress)
+        for n in got.notes:  # about the whole file, not one region
+            progress(f"note: {n}")
+        fetched = [(region, cat, got.fetched_at, []) for region, cat in sorted(got.catalogs.items())]
+    else:
+        fetched = _fetch_aws(regions, all_regions, instance_types, progress, backoff, now)
+    done = []
+    for region, catalog, fetched_at, notes in fetched:
+        offers = catalog.offers
+        done.append(RefreshedRegion(
+            region=region, offers=len(offers), with_on_demand=sum(o.on_demand_usd_per_hour is not None for o in offers),
+            with_spot=sum(o.spot_usd_per_hour is not None for o in offers),
+            path=write_cache(region, catalog, fetched_at), notes=notes,
+        ))
+    return done
+
+
+def _fetch_aws(regions: list[str] | None, all_regions: bool, instance_types: list[str] | None,
+               progress: Callable[[str], None], backoff: Backoff, now: dt.datetime | None) -> list[tuple]:
+    from pricing import aws
+    from pricing.awsclient import default_region
 
     if all_regions:
         wanted = aws.enabled_regions(default_region(), backoff)
@@ -40,12 +79,4 @@ def refresh_prices(
         wanted = list(dict.fromkeys(regions or [default_region()]))
     fetched = aws.fetch_prices(wanted, bundled_catalog(), instance_types=instance_types, now=now,
                                skip_empty=all_regions, progress=progress, backoff=backoff)
-    done = []
-    for r in fetched:
-        offers = r.catalog.offers
-        done.append(RefreshedRegion(
-            region=r.region, offers=len(offers), with_on_demand=sum(o.on_demand_usd_per_hour is not None for o in offers),
-            with_spot=sum(o.spot_usd_per_hour is not None for o in offers),
-            path=write_cache(r.region, r.catalog, r.fetched_at), notes=r.notes,
-        ))
-    return done
+    return [(r.region, r.catalog, r.fetched_at, r.notes) for r in fetched]

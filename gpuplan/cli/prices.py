@@ -1,4 +1,5 @@
-"""`gpuplan prices refresh` and `gpuplan prices show`: today's AWS prices into the cache, and what estimates use."""
+"""`gpuplan prices refresh` and `gpuplan prices show`: current AWS prices into the cache (from SkyPilot's public
+catalog, or from AWS's own APIs), and what estimates use."""
 
 from __future__ import annotations
 
@@ -23,10 +24,17 @@ app.add_typer(prices_app, name="prices")
 
 RegionsOpt = Annotated[
     list[str] | None,
-    typer.Option("--region", metavar="REGION", help="AWS region to refresh; repeat for several. [default: your AWS default region, "
-                                  f"else {DEFAULT_REGION}]"),
+    typer.Option("--region", metavar="REGION", help="AWS region to refresh; repeat for several. [default: catalog: "
+                                                    "every region it prices; aws: your AWS default region, else "
+                                                    f"{DEFAULT_REGION}]"),
 ]
-AllRegionsOpt = Annotated[bool, typer.Option("--all-regions", help="Refresh every region enabled for your account.")]
+AllRegionsOpt = Annotated[bool, typer.Option("--all-regions", help="aws: every region enabled for your account "
+                                                                   "(catalog: every region, its default).")]
+SourceOpt = Annotated[str, typer.Option("--source", metavar="catalog|aws", help="catalog: SkyPilot's public AWS "
+                                        "catalog over HTTPS, no AWS account needed; aws: the Price List API and EC2 "
+                                        "spot price history, with your AWS credentials.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="catalog: download vms.csv from here instead (also "
+                                            "GPUPLAN_CATALOG_URL). [default: SkyPilot's catalog on GitHub]")]
 ShowRegionOpt = Annotated[str | None, typer.Option("--region", help="Only this region's prices. [default: all]")]
 InstanceTypesOpt = Annotated[
     list[str] | None,
@@ -39,11 +47,12 @@ SHOW_COLUMNS = [
     ("instance_type", "instance", None), ("region", "region", None), ("gpu", "gpu", None), ("gpu_count", "x", None),
     ("vcpus", "vCPUs", None), ("memory_gib", "GiB", None),
     ("on_demand_usd_per_hour", "on-demand $/h", render.usd), ("spot_usd_per_hour", "spot $/h", render.usd),
-    ("spot_usd_per_hour_min", "spot min", render.usd), ("source", "source", None), ("age", "age", None),
+    ("spot_usd_per_hour_min", "spot min", render.usd), ("spot_zones", "zones", None), ("price_date", "date", None),
+    ("source", "source", None), ("age", "age", None),
 ]
 CSV_KEYS = [
     "instance_type", "region", "gpu", "gpu_count", "vcpus", "memory_gib", "on_demand_usd_per_hour",
-    "spot_usd_per_hour", "spot_usd_per_hour_min", "source", "as_of", "age_days", "where",
+    "spot_usd_per_hour", "spot_usd_per_hour_min", "spot_zones", "price_date", "source", "as_of", "age_days", "where",
 ]
 REFRESH_COLUMNS = [
     ("region", "region", None), ("offers", "instance types", None), ("with_on_demand", "on-demand", None),
@@ -55,18 +64,23 @@ REFRESH_COLUMNS = [
                                     "gpuplan prices refresh --all-regions"))
 def refresh(
     ctx: typer.Context, regions: RegionsOpt = None, all_regions: AllRegionsOpt = False,
-    instance_types: InstanceTypesOpt = None,
+    instance_types: InstanceTypesOpt = None, source: SourceOpt = "catalog", url: UrlOpt = None,
 ) -> None:
-    """Fetch today's on-demand and spot prices into the cache."""
+    """Fetch current on-demand and spot prices into the cache."""
     from pricing.awsclient import Backoff
-    from pricing.refresh import refresh_prices
+    from pricing.refresh import SOURCE_CATALOG, SOURCES, refresh_prices
 
+    if source not in SOURCES:
+        raise typer.BadParameter(f"{source!r}: use {' or '.join(SOURCES)}", param_hint="--source")
     if regions and all_regions:
         raise typer.BadParameter("give --region or --all-regions, not both", param_hint="--all-regions")
+    if url and source != SOURCE_CATALOG:
+        raise typer.BadParameter("--url is where the catalog is downloaded from: use it with --source catalog",
+                                 param_hint="--url")
     # Tests hand in a Backoff that records its waits instead of sleeping (CliRunner.invoke(..., obj=...)).
     backoff = ctx.obj if isinstance(ctx.obj, Backoff) else Backoff()
-    done = refresh_prices(regions, all_regions=all_regions, instance_types=instance_types, progress=render.note,
-                          backoff=backoff)
+    done = refresh_prices(regions, all_regions=all_regions, instance_types=instance_types, source=source, url=url,
+                          progress=render.note, backoff=backoff)
     for r in done:
         for n in r.notes:
             render.note(f"note: {r.region}: {n}")
@@ -78,7 +92,8 @@ def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt =
     """The prices estimates use, with source and age per row."""
     render.check_format(fmt)
     resolved = resolve_prices(catalog, region)
-    for line in resolved.notes:  # where the prices come from: pricing returns them, the CLI says them
+    # Where the prices come from (pricing returns it, the CLI says it), then the one staleness warning if any.
+    for line in resolved.notes + ([resolved.stale_warning] if resolved.stale_warning else []):
         render.note(line)
     cat = resolved.catalog
     key = find_gpu(cat, gpu).key if gpu else None
@@ -91,7 +106,7 @@ def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt =
         rows.append({
             **o.model_dump(mode="json", include={"instance_type", "region", "gpu", "gpu_count", "vcpus", "memory_gib",
                                                  "on_demand_usd_per_hour", "spot_usd_per_hour",
-                                                 "spot_usd_per_hour_min"}),
+                                                 "spot_usd_per_hour_min", "spot_zones", "price_date"}),
             "source": src.kind if src else "-", "where": src.where if src else None,
             "as_of": src.as_of.isoformat() if src and src.as_of else None,
             "age": age_text(age), "age_days": round(age.total_seconds() / 86400, 2) if age is not None else None,
