@@ -6,6 +6,7 @@ Query functions take the catalog as an argument so tests can pass a three-row on
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -19,15 +20,32 @@ import yaml
 from pydantic import ValidationError
 
 from pricing.errors import PricingError, did_you_mean, one_line
-from pricing.models import DEFAULT_REGION, Catalog, GpuSpec, InstanceOffer
+from pricing.models import DEFAULT_REGION, READABLE_VERSIONS, SCHEMA_VERSION, Catalog, GpuSpec, InstanceOffer
 
 BUNDLED = "bundled.yaml"
+BUNDLED_OFFERS = "bundled_offers.csv"  # ~600 rows: the csv module reads them in milliseconds, PyYAML in 0.35 s
+OFFER_COLUMNS = [
+    "instance_type", "region", "gpu", "gpu_count", "vcpus", "memory_gib", "on_demand_usd_per_hour",
+    "spot_usd_per_hour", "spot_usd_per_hour_min", "spot_zones", "interconnect", "allreduce_gbs", "price_source",
+    "price_date",
+]
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it
 
 
-def _describe(err: ValidationError, doc: dict[str, Any]) -> str:
-    """'offers[2] (g5.xlarge).on_demand_usd_per_hour: Input should be greater than 0' for the first error."""
+def _describe(err: ValidationError, doc: dict[str, Any],
+              renumber: dict[tuple[str, int], int] | None = None) -> str:
+    """'offers[2] (g5.xlarge).on_demand_usd_per_hour: Input should be greater than 0' for the first error.
+
+    renumber: {(section, index in doc): index in the user's file}, so an error in a merged catalog names the entry
+    where the user wrote it."""
     first = err.errors()[0]
     loc = list(first["loc"])
+    if renumber and len(loc) > 1 and (str(loc[0]), loc[1]) in renumber:
+        shown = renumber[(str(loc[0]), loc[1])]
+        entry = doc[loc[0]][loc[1]]
+        label = (entry.get("instance_type") or entry.get("key") or "") if isinstance(entry, dict) else ""
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[2:])
+        return f"{loc[0]}[{shown}]" + (f" ({label})" if label else "") + f"{field}: {first['msg']}"
     parts: list[str] = []
     node: Any = doc
     for p in loc:
@@ -64,8 +82,12 @@ def read_yaml(path: Path, what: str) -> Any:
 
 @cache
 def bundled_catalog() -> Catalog:
-    text = resources.files("pricing").joinpath("data", BUNDLED).read_text()
-    return parse_catalog(yaml.safe_load(text), f"bundled {BUNDLED}")
+    """The snapshot shipped with gpuplan: GPUs and schema in bundled.yaml, offers in bundled_offers.csv."""
+    data = resources.files("pricing").joinpath("data")
+    doc = yaml.load(data.joinpath(BUNDLED).read_text(), Loader=_Loader)
+    with data.joinpath(BUNDLED_OFFERS).open(newline="") as f:
+        offers = [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    return parse_catalog({**doc, "offers": offers}, f"bundled {BUNDLED} and {BUNDLED_OFFERS}")
 
 
 def overlay(base: Catalog, doc: Any, origin: str) -> Catalog:
@@ -80,7 +102,9 @@ def overlay(base: Catalog, doc: Any, origin: str) -> Catalog:
     if unknown:
         raise PricingError(f"{origin}: unknown top-level field(s) {', '.join(sorted(unknown))}; use gpus and offers")
     merged: dict[str, Any] = base.model_dump(mode="json")
-    merged["schema_version"] = doc.get("schema_version", merged["schema_version"])
+    if doc.get("schema_version", SCHEMA_VERSION) not in READABLE_VERSIONS:
+        merged["schema_version"] = doc["schema_version"]  # the model's validator names it
+    renumber: dict[tuple[str, int], int] = {}
     for section, key_of in (("gpus", lambda e: e.get("key")), ("offers", _offer_key)):
         entries = doc.get(section) or []
         if not isinstance(entries, list):
@@ -95,10 +119,11 @@ def overlay(base: Catalog, doc: Any, origin: str) -> Catalog:
             else:
                 existing[k] = len(merged[section])
                 merged[section].append(entry)
+            renumber[(section, existing[k])] = n
     try:
         return Catalog.model_validate(merged)
     except ValidationError as e:
-        raise PricingError(f"{origin}: {_describe(e, merged)}") from None
+        raise PricingError(f"{origin}: {_describe(e, merged, renumber)}") from None
 
 
 def _offer_key(entry: dict[str, Any]) -> tuple[Any, Any]:
@@ -111,10 +136,12 @@ def load_catalog(
     *,
     region: str | None = None,
     notes: Callable[[str], None] | None = None,
+    warn_stale: bool = False,
 ) -> Catalog:
     """The freshest prices (per region: the cache, else the bundled snapshot) with the user's `--catalog` file laid
     over them, in one region or all. Where the prices come from and how old they are goes to `notes` (the CLI
-    prints them; `resolve_prices` returns them).
+    prints them; `resolve_prices` returns them); with warn_stale, also the warning for prices older than
+    STALE_AFTER (commands that price a plan ask for it; `gpus` lists specs and does not nag).
 
     With `base` (tests, or a caller with its own catalog) nothing is read from the cache and nothing is said.
     """
@@ -126,6 +153,8 @@ def load_catalog(
     resolved = resolve_prices(user_file, region)
     for line in resolved.notes if notes else []:
         notes(line)
+    if notes and warn_stale and resolved.stale_warning:
+        notes(resolved.stale_warning)
     return resolved.catalog
 
 
@@ -145,8 +174,9 @@ class PriceSource:
 class ResolvedCatalog:
     catalog: Catalog
     sources: dict[tuple[str, str], PriceSource]  # by InstanceOffer.key
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # where the prices come from (and unreadable caches)
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    stale_warning: str | None = None  # one line when some prices are older than STALE_AFTER
 
 
 def resolve_prices(
@@ -202,11 +232,14 @@ def resolve_prices(
     notes += _describe_sources(sources, now)
     summary = "; ".join(n for n in notes if n.startswith("Prices"))
     catalog = catalog.model_copy(update={"source": summary})
-    return ResolvedCatalog(catalog=catalog, sources=sources, notes=notes, now=now)
+    return ResolvedCatalog(catalog=catalog, sources=sources, notes=notes, now=now,
+                           stale_warning=_stale_warning(sources, now))
 
 
-_PRICE_FIELDS = ("on_demand_usd_per_hour", "spot_usd_per_hour", "spot_usd_per_hour_min")
-STALE_AFTER = dt.timedelta(days=7)
+_PRICE_FIELDS = ("on_demand_usd_per_hour", "spot_usd_per_hour", "spot_usd_per_hour_min", "spot_zones")
+# Cloud GPU list prices move a few times a year and the estimate shows its price date in its footer: a warning
+# every week would be noise users learn to skip. A quarter old, a refresh is worth the prompt.
+STALE_AFTER = dt.timedelta(days=90)
 
 
 def _in_region(catalog: Catalog, region: str) -> Catalog:
@@ -233,14 +266,18 @@ def age_text(age: dt.timedelta | None) -> str:
 _KIND_ORDER = {"catalog file": 0, "cache": 1, "bundled": 2}
 
 
+def _regions_text(regions: list[str]) -> str:
+    regions = sorted(set(regions))
+    return ", ".join(regions) if len(regions) <= 3 else f"{len(regions)} regions"
+
+
 def _describe_sources(sources: dict[tuple[str, str], PriceSource], now: dt.datetime) -> list[str]:
-    """One line per source actually used (the user's file, cache files, the bundle), then one warning for any prices
-    older than STALE_AFTER. More than three cache files read as one line."""
+    """One line per source actually used (the user's file, cache files, the bundle). More than three cache files
+    read as one line, and more than three regions as their number."""
     groups: dict[tuple[str, str], list[tuple[str, PriceSource]]] = {}
     for (_, region), src in sources.items():
         groups.setdefault((src.kind, src.where), []).append((region, src))
     lines: list[str] = []
-    stale: dict[str, int] = {}
     caches = sorted((k for k in groups if k[0] == "cache"), key=lambda k: groups[k][0][0])
     if len(caches) > 3:
         entries = [e for k in caches for e in groups.pop(k)]
@@ -250,11 +287,8 @@ def _describe_sources(sources: dict[tuple[str, str], PriceSource], now: dt.datet
             f"Prices for {len(caches)} regions ({len(entries)} offers): cache {Path(caches[0][1]).parent}, fetched "
             f"{oldest:%Y-%m-%d %H:%M} to {newest:%Y-%m-%d %H:%M} UTC (oldest {age_text(now - oldest)} old)"
         )
-        for region, src in entries:
-            if src.as_of and now - src.as_of > STALE_AFTER:
-                stale[region] = stale.get(region, 0) + 1
     for (kind, where), entries in sorted(groups.items(), key=lambda kv: (_KIND_ORDER[kv[0][0]], kv[0][1])):
-        regions = ", ".join(sorted({r for r, _ in entries}))
+        regions = _regions_text([r for r, _ in entries])
         dates = [src.as_of for _, src in entries if src.as_of]
         oldest = min(dates) if dates else None
         age = None if oldest is None else max(now - oldest, dt.timedelta(0))
@@ -262,24 +296,36 @@ def _describe_sources(sources: dict[tuple[str, str], PriceSource], now: dt.datet
         if kind == "catalog file":
             # The user's own numbers: their age is theirs to judge.
             lines.append(f"Prices for {regions} ({count}): your catalog file {where} (it wins; gpuplan never writes it)")
-            continue
-        if kind == "cache":
+        elif kind == "cache":
             lines.append(f"Prices for {regions} ({count}): cache {where}, fetched {oldest:%Y-%m-%d %H:%M} UTC "
                          f"({age_text(age)} old)")
         else:
             when = f"price date {oldest:%Y-%m-%d}, {age_text(age)} old" if oldest else "undated"
             lines.append(f"Prices for {regions} ({count}): bundled snapshot ({when})")
-        for region, src in entries:
-            if src.as_of and now - src.as_of > STALE_AFTER:
-                stale[region] = stale.get(region, 0) + 1
-    if stale:
-        flag = f"--region {next(iter(stale))}" if len(stale) == 1 else "--all-regions"
-        n = sum(stale.values())
-        lines.append(
-            f"Warning: prices for {n} offer{'s' if n != 1 else ''} in {', '.join(sorted(stale))} are more than "
-            f"{STALE_AFTER.days} days old; run `gpuplan prices refresh {flag}` for today's prices"
-        )
     return lines
+
+
+def _stale_warning(sources: dict[tuple[str, str], PriceSource], now: dt.datetime) -> str | None:
+    """One line for every price (cache or bundle; never the user's own file) older than STALE_AFTER, or None."""
+    stale = [(region, src) for (_, region), src in sources.items()
+             if src.kind != "catalog file" and src.as_of and now - src.as_of > STALE_AFTER]
+    if not stale:
+        return None
+    regions = sorted({r for r, _ in stale})
+    oldest = min(src.as_of for _, src in stale if src.as_of)
+    n = len(stale)
+    flag = f" --region {regions[0]}" if len(regions) == 1 else ""
+    return (f"Warning: prices for {n} offer{'s' if n != 1 else ''} in {_regions_text(regions)} are more than "
+            f"{STALE_AFTER.days} days old (oldest from {oldest:%Y-%m-%d}); run `gpuplan prices refresh{flag}` "
+            "for today's prices")
+
+
+def price_dates(offers: list[InstanceOffer]) -> str:
+    """'2026-04-01', or '2026-04-01 to 2026-11-20' when the offers' prices are of several dates; '' when undated."""
+    dates = sorted({o.price_date for o in offers if o.price_date})
+    if not dates:
+        return ""
+    return f"{dates[0]}" if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
 
 
 def find_gpu(catalog: Catalog, key: str) -> GpuSpec:
@@ -296,6 +342,10 @@ def gpu_key_for_name(gpus: list[GpuSpec], name: str, memory_gib: float | None = 
     """The catalog key of a GPU as TensorFlow or EC2 names it ('Tesla T4', 'NVIDIA A100-SXM4-80GB', EC2's 'V100'
     with 32 GiB), or None when the catalog has no specs for it. The memory tells variants apart (A100 40/80 GB);
     a device reports a little less than its datasheet, but one 20% off every variant we hold is another model."""
+    compact = re.sub(r"[^a-z0-9]+", "", name.lower())
+    for g in gpus:  # a listed alias first: SkyPilot's 'RTXPRO6000', EC2's 'RTX PRO Server 6000'
+        if compact in {re.sub(r"[^a-z0-9]+", "", a.lower()) for a in g.aliases}:
+            return g.key
     words = {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
     candidates = [g for g in gpus if g.key.split("-")[0] in words]
     if not candidates:

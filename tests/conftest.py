@@ -58,14 +58,20 @@ SMALL_CATALOG_INSTANCES = ("g4dn.xlarge", "g5.xlarge", "p3.2xlarge")  # T4, A10G
 
 @pytest.fixture
 def small_catalog(monkeypatch):
-    """Three us-east-1 offers in place of the bundled nineteen, so CLI tests stay exact however the bundled snapshot
-    changes. The CLI reads its base catalog through `pricing.catalog.bundled_catalog` (a cache or `--catalog` file is
-    only laid over it), so that function is the seam."""
-    import pricing.catalog
+    """Three us-east-1 offers in place of the bundled snapshot, so CLI tests stay exact however the bundled snapshot
+    changes: their prices and the ten GPUs are frozen in tests/data/small_catalog.yaml, not read from the bundle.
+    The CLI reads its base catalog through `pricing.catalog.bundled_catalog` (a cache or `--catalog` file is only
+    laid over it), so that function is the seam."""
+    import pathlib
 
-    bundled = pricing.catalog.bundled_catalog()
-    offers = [o for o in bundled.offers if o.instance_type in SMALL_CATALOG_INSTANCES and o.region == "us-east-1"]
-    catalog = bundled.model_copy(update={"offers": offers})
+    import yaml
+
+    import pricing.catalog
+    from pricing.models import Catalog
+
+    doc = yaml.safe_load((pathlib.Path(__file__).parent / "data" / "small_catalog.yaml").read_text())
+    catalog = Catalog.model_validate(doc)
+    assert {o.instance_type for o in catalog.offers} == set(SMALL_CATALOG_INSTANCES)
     monkeypatch.setattr(pricing.catalog, "bundled_catalog", lambda: catalog)
     return catalog
 
