@@ -38,17 +38,22 @@ def dumps_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Columns) -> str:
-    """columns: (key, header, formatter or None)."""
-    from tabulate import tabulate
+def table(rows: Sequence[dict[str, Any]], columns: Columns, *, tight: bool = False) -> str:
+    """columns: (key, header, formatter or None). tight: a column no wider than its widest cell or header (tabulate
+    otherwise pads headers by two), for the views that must fit 100 columns."""
+    import tabulate as tb
 
     body = [[(fmt(r.get(k)) if fmt else _plain(r.get(k))) for k, _, fmt in columns] for r in rows]
-    return tabulate(body, headers=[h for _, h, _ in columns], tablefmt="simple", disable_numparse=True)
+    padding, tb.MIN_PADDING = tb.MIN_PADDING, 0 if tight else tb.MIN_PADDING
+    try:
+        return tb.tabulate(body, headers=[h for _, h, _ in columns], tablefmt="simple", disable_numparse=True)
+    finally:
+        tb.MIN_PADDING = padding
 
 
 def emit(rows: Sequence[dict[str, Any]], columns: Columns, fmt: str, *, json_payload: Any = None,
          csv_keys: Sequence[str] | None = None, table_rows: Sequence[dict[str, Any]] | None = None,
-         header: str | None = None, footer: str | None = None) -> None:
+         header: str | None = None, footer: str | None = None, tight: bool = False) -> None:
     """The one table/json/csv switch: rows to stdout in `fmt`.
 
     json_payload: what JSON prints instead of the rows (a whole result); csv_keys: the CSV columns [default: the
@@ -62,7 +67,7 @@ def emit(rows: Sequence[dict[str, Any]], columns: Columns, fmt: str, *, json_pay
     else:
         if header is not None:
             out(header)
-        out(table(rows if table_rows is None else table_rows, columns))
+        out(table(rows if table_rows is None else table_rows, columns, tight=tight))
         if footer:
             out(footer)
 

@@ -111,7 +111,8 @@ def render_estimate(est: Estimate, fmt: str, plot: Path | None = None, *, wide: 
     more = f"... {hidden} more plan{'s' if hidden != 1 else ''} (--all)" if hidden else None
     render.emit(rows, columns, fmt, json_payload=est.model_dump(mode="json"),
                 csv_keys=list(rows[0]) if rows else list(Plan.model_json_schema(mode="serialization")["properties"]),
-                table_rows=table_rows, footer="\n".join(filter(None, [more, footer_text(est, table_rows)])))
+                table_rows=table_rows, tight=True,
+                footer="\n".join(filter(None, [more, footer_text(est, table_rows)])))
     if fmt == "table":  # JSON and CSV carry each plan's notes in their rows
         for line in _plan_notes(est):
             render.note(line)

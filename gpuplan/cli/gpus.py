@@ -16,7 +16,7 @@ GPU_COLUMNS = [  # --wide
     ("gpu", "gpu", None), ("name", "name", None), ("architecture", "arch", None), ("memory_gib", "GiB", None),
     ("fp32_tflops", "fp32", None), ("tf32_tflops", "tf32", None), ("fp16_tflops", "fp16 TC", None),
     ("bf16_tflops", "bf16 TC", None), ("memory_bandwidth_gbs", "GB/s", None), ("mixed", "mixed =", None),
-    ("instance", "instance", None), ("gpu_count", "x", None), ("vcpus", "vCPUs", None),
+    ("instance", "instance", None), ("gpu_count", "GPUs", None), ("vcpus", "vCPUs", None),
     ("on_demand_usd_per_hour", "on-demand $/h", render.usd), ("spot_usd_per_hour", "spot $/h", render.usd),
 ]
 # The default view fits 100 columns: peak TFLOPS of the three paths TensorFlow takes (fp32, TF32, the 16-bit tensor
@@ -46,9 +46,13 @@ def gpus(
     offers = select_offers(cat, gpus=[g.key for g in specs]) if gpu else cat.offers
     rows = [row for spec in specs for row in _gpu_rows(spec, offers)]
     columns = GPU_COLUMNS if wide else COMPACT_COLUMNS
-    render.emit(rows, columns, fmt, csv_keys=CSV_KEYS, table_rows=_blank_repeats(rows, columns),
-                footer=None if wide else "\nPeak dense TFLOPS; mixed = the 16-bit tensor cores, as fp16 or bf16. "
-                                         "--wide: names, vCPUs.")
+    regions = {r["region"] for r in rows if r.get("region")}
+    shown = rows if wide or len(regions) < 2 else _lowest_price(rows)
+    footer = "\n" + render.wrap("Peak dense TFLOPS; mixed = the 16-bit tensor cores, as fp16 or bf16. --wide: names, "
+                               "vCPUs" + (f"; prices: the lowest of {len(regions)} regions (--region R for one)."
+                                          if shown is not rows else "."))
+    render.emit(rows, columns, fmt, csv_keys=CSV_KEYS, table_rows=_blank_repeats(shown, columns),
+                footer=None if wide else footer, tight=True)
 
 
 def _gpu_rows(spec: GpuSpec, offers: list[InstanceOffer]) -> list[dict[str, Any]]:
@@ -67,6 +71,17 @@ def _gpu_rows(spec: GpuSpec, offers: list[InstanceOffer]) -> list[dict[str, Any]
             row["instance"] = o.instance_type
         rows.append(row)
     return rows
+
+
+def _lowest_price(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per GPU and instance type, at its lowest on-demand and spot price over the regions that sell it."""
+    out: dict[tuple[str, Any], dict[str, Any]] = {}
+    for row in rows:
+        cur = out.setdefault((row["gpu"], row.get("instance")), dict(row))
+        for key in ("on_demand_usd_per_hour", "spot_usd_per_hour"):
+            prices = [v for v in (cur.get(key), row.get(key)) if v is not None]
+            cur[key] = min(prices) if prices else None
+    return list(out.values())
 
 
 def _blank_repeats(rows: list[dict[str, Any]], columns: list[Any]) -> list[dict[str, Any]]:
