@@ -15,7 +15,7 @@ MATMUL_OPS = {"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"}
 CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
 
 
-def _dims(tensor: Any) -> list[int] | None:
+def static_dims(tensor: Any) -> list[int] | None:
     shape = tensor.shape
     if shape.rank is None or any(d is None for d in shape.as_list()):
         return None
@@ -24,7 +24,7 @@ def _dims(tensor: Any) -> list[int] | None:
 
 def op_flops(op: Any) -> float | None:
     """FLOPs of one matmul-like op, or None when a shape is unknown at trace time."""
-    a, b = (_dims(t) for t in op.inputs[:2])
+    a, b = (static_dims(t) for t in op.inputs[:2])
     if a is None or b is None:
         return None
     if op.type == "MatMul":
@@ -34,7 +34,7 @@ def op_flops(op: Any) -> float | None:
         return 2.0 * m * n * k
     adj_x = op.get_attr("adj_x")
     k = a[-2] if adj_x else a[-1]
-    out = _dims(op.outputs[0])
+    out = static_dims(op.outputs[0])
     return None if out is None else 2.0 * math.prod(out) * k
 
 
