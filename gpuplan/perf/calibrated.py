@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gpuplan.measurement import CalibrationResult
 from gpuplan.perf.flops import train_flops_per_step
 from gpuplan.perf.memory import footprint
-from gpuplan.perf.throughput import step_time
+from gpuplan.perf.stacks import step_time
 from gpuplan.workload import DatasetStats, Workload
 from pricing.catalog import find_gpu
 from pricing.models import Catalog
@@ -54,7 +54,7 @@ def learn(workload: Workload, catalog: Catalog, calibrations: Sequence[Calibrati
                     lessons.notes.append(f"traced FLOPs are {ratio:.2f}x the model's count; not used")
             if gpu is None:
                 continue
-            predicted = step_time(arch, gpu, run.precision, run.batch_size, run.seq_len).seconds
+            predicted = step_time(cal.workload.stack, arch, gpu, run.precision, run.batch_size, run.seq_len).seconds
             time_logs.setdefault(run.precision, []).append(math.log(run.step_seconds / predicted))
             if run.peak_memory_bytes:
                 modelled = footprint(arch, run.batch_size, run.seq_len, run.precision == "mixed").total_bytes
@@ -87,9 +87,11 @@ def measured_step(workload: Workload, catalog: Catalog, calibrations: Sequence[C
         if run is None:
             continue
         gpu = find_gpu(catalog, gpu_key)
-        # Carry the measurement to the workload's batch and length with the model's scaling between the two.
-        at_measured = step_time(cal.workload.arch, gpu, precision, run.batch_size, run.seq_len).seconds
-        at_workload = step_time(workload.arch, gpu, precision, workload.batch_size, workload.seq_len).seconds
+        # Carry the measurement to the workload's batch, length and stack with the model's scaling between them.
+        at_measured = step_time(cal.workload.stack, cal.workload.arch, gpu, precision, run.batch_size,
+                                run.seq_len).seconds
+        at_workload = step_time(workload.stack, workload.arch, gpu, precision, workload.batch_size,
+                                workload.seq_len).seconds
         return run.step_seconds * at_workload / at_measured, run.warmup_seconds
     return None
 
@@ -106,8 +108,9 @@ def dataset_notes(workload: Workload, catalog: Catalog, dataset: DatasetStats | 
     padded = dataset.mean_padded_len
     if padded and padded < 0.8 * s and gpu_key:
         gpu = find_gpu(catalog, gpu_key)
-        full = step_time(workload.arch, gpu, "mixed", workload.batch_size, s).seconds
-        short = step_time(workload.arch, gpu, "mixed", workload.batch_size, max(1, round(padded))).seconds
+        full = step_time(workload.stack, workload.arch, gpu, "mixed", workload.batch_size, s).seconds
+        short = step_time(workload.stack, workload.arch, gpu, "mixed", workload.batch_size,
+                          max(1, round(padded))).seconds
         notes.append(f"half your texts are under {dataset.token_len_p50:.0f} tokens: padding each batch to its longest "
                      f"text (mean {padded:.0f} tokens, not {s}) would make steps about {full / short:.1f}x faster "
                      f"on {gpu_key}")

@@ -10,6 +10,7 @@ The efficiencies are fitted on published measurements (`python -m gpuplan.perf.f
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +22,7 @@ from gpuplan.workload import ModelArch
 from pricing.models import GpuSpec
 
 CONSTANTS_FILE = "constants.json"
+CLOCKS_FILE = "sustained_clocks.csv"
 # Tensor-core generations: Volta and Turing (fp16 only) vs Ampere and newer (fp16, bf16, TF32).
 MODERN_ARCHITECTURES = ("Ampere", "Ada Lovelace", "Hopper", "Blackwell")
 
@@ -63,6 +65,20 @@ class StepTime:
 
 
 @cache
+def sustained_fractions() -> dict[str, float]:
+    """Share of the datasheet tensor peak a power-capped GPU holds under load (1.0 where none was measured)."""
+    text = resources.files("gpuplan.perf").joinpath("data", CLOCKS_FILE).read_text()
+    rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
+    return {r["gpu"]: float(r["sustained_fraction"]) for r in rows}
+
+
+def tensor_peak_flops(gpu: GpuSpec, path: PrecisionPath) -> float:
+    """The peak a precision path runs at, in FLOP/s: a power-capped GPU's tensor cores hold only part of theirs."""
+    sustained = sustained_fractions().get(gpu.key, 1.0) if path.precision == "mixed" else 1.0
+    return path.peak_tflops * 1e12 * sustained
+
+
+@cache
 def load_constants() -> dict[str, Any]:
     return json.loads(resources.files("gpuplan.perf").joinpath(CONSTANTS_FILE).read_text())
 
@@ -83,7 +99,8 @@ def step_time(
     work = step_work(arch, batch_size, seq_len, path.act_bytes)
     tokens = batch_size * seq_len
     fill = tokens / (tokens + c["fill_tokens"])
-    compute = work.matmul_flops * flops_scale / (path.peak_tflops * 1e12 * c["efficiency"][path.efficiency_key] * fill)
+    peak = tensor_peak_flops(gpu, path)
+    compute = work.matmul_flops * flops_scale / (peak * c["efficiency"][path.efficiency_key] * fill)
     memory = (work.activation_bytes + work.optimizer_bytes) / (gpu.memory_bandwidth_gbs * 1e9 * c["memory_efficiency"])
     overhead = arch.num_hidden_layers * c["overhead_seconds_per_layer"]
     factors = (constants or load_constants())["framework_factors"]
