@@ -52,6 +52,10 @@ class RunResult(BaseModel):
     flops_per_step: float | None = Field(None, description="from the traced graph")
     flops_per_step_model: float | None = Field(None, description="the performance model's analytic count")
     peak_memory_bytes: int | None = None
+    memory_bytes_per_step: float | None = Field(
+        None, description="bytes the traced graph's memory-bound ops move per step (before grappler/XLA fusion)")
+    kernels_per_step: int | None = Field(None, description="kernels the traced graph launches per step")
+    matmul_flops_by_dtype: dict[str, float] = Field(default_factory=dict, description="traced matmul FLOPs by dtype")
     loss_first: float | None = None
     loss_last: float | None = None
     largest_batch_that_fits: int | None = Field(None, description="set when the requested batch ran out of memory")

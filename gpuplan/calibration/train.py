@@ -19,6 +19,7 @@ from typing import Any
 from gpuplan import __version__
 from gpuplan.calibration.device import PeakMemory, choose_mixed_policy, detect_device, import_tf
 from gpuplan.calibration.graphflops import graph_flops
+from gpuplan.calibration.opmix import OpMix, op_mix
 from gpuplan.calibration.progress import Progress
 from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
 from gpuplan.perf.flops import train_flops_per_step
@@ -51,6 +52,7 @@ class StepTimes:
     losses: list[float]
     flops: float | None
     peak_memory_bytes: int | None
+    op_mix: OpMix | None = None
 
 
 Notify = Callable[[str], None]
@@ -100,6 +102,9 @@ def run_calibration(
         data_source = loaded.source
     else:
         data = synthetic_data(workload, seed, workload.batch_size * device.count)
+    if workload.stack == "keras-xla":
+        tell(f"XLA (jit_compile=True) compiles for fixed shapes: every batch is padded to seq-len {workload.seq_len} "
+             "here; with dynamic padding XLA would recompile for each new length")
     source = model_source(workload.arch, workload.model, data.num_labels, online=online)
     for n in source.notes:
         tell(n)
@@ -117,7 +122,9 @@ def run_calibration(
         gpuplan_version=__version__,
         device=device,
         versions=_versions(),
-        workload=workload.model_copy(update={"dataset": stats}) if stats else workload,
+        # What ran is the stock stack (with XLA when asked), whatever stack the estimate will carry it to.
+        workload=workload.model_copy(update={"dataset": stats or workload.dataset,
+                                             "stack": "keras-xla" if workload.stack == "keras-xla" else "keras"}),
         weights=source.weights,
         dataset=stats,
         model_source=source.describe,
@@ -189,7 +196,7 @@ def _run_precision(tf: Any, device: DeviceInfo, source: Any, data: TrainData, wo
 
     def attempt(batch: int, n_steps: int, n_warmup: int, bar: Progress | None) -> StepTimes:
         return time_steps(tf, device, source, data, policy, batch, gpu_count, n_steps, n_warmup, seed, lr,
-                          bar, label)
+                          bar, label, jit_compile=workload.stack == "keras-xla")
 
     try:
         t = attempt(workload.batch_size, steps, warmup, progress)
@@ -216,6 +223,9 @@ def _run_precision(tf: Any, device: DeviceInfo, source: Any, data: TrainData, wo
         flops_per_step=t.flops,
         flops_per_step_model=analytic_flops(workload),
         peak_memory_bytes=t.peak_memory_bytes,
+        memory_bytes_per_step=t.op_mix.memory_bytes / gpu_count if t.op_mix else None,
+        kernels_per_step=t.op_mix.kernels if t.op_mix else None,
+        matmul_flops_by_dtype={k: v / gpu_count for k, v in t.op_mix.matmul_flops.items()} if t.op_mix else {},
         loss_first=t.losses[0],
         loss_last=t.losses[-1],
     )
@@ -223,7 +233,7 @@ def _run_precision(tf: Any, device: DeviceInfo, source: Any, data: TrainData, wo
 
 def time_steps(tf: Any, device: DeviceInfo, source: Any, data: TrainData, policy: str, batch: int,
                gpu_count: int, steps: int, warmup: int, seed: int, lr: float, progress: Progress | None,
-               label: str = "") -> StepTimes:
+               label: str = "", jit_compile: bool = False) -> StepTimes:
     """Build, compile and `fit` for warmup + steps steps, a clock on each step; the first one traces the graph."""
     _release(tf)
     tf.keras.mixed_precision.set_global_policy(policy)
@@ -236,7 +246,8 @@ def time_steps(tf: Any, device: DeviceInfo, source: Any, data: TrainData, policy
         with strategy.scope():
             model = source.build(tf, seed)
             # compile wraps Adam in a LossScaleOptimizer under mixed_float16, as it does for users.
-            model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=lr), loss=_loss(tf))
+            model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=lr), loss=_loss(tf),
+                          jit_compile=jit_compile)
         ds = make_dataset(tf, data, batch * gpu_count, seed)
         clock = step_clock(tf, progress, label, total)
         start = time.perf_counter()
@@ -246,11 +257,11 @@ def time_steps(tf: Any, device: DeviceInfo, source: Any, data: TrainData, policy
         ends = clock.ends
         times = [ends[0] - start] + [b - a for a, b in zip(ends, ends[1:])]
         peak = memory.peak_bytes()
-        flops = traced_flops(model, ds)
+        flops, mix = traced_flops(model, ds)
         return StepTimes(
             warmup_seconds=ends[warmup - 1] - start, steps=times[warmup:], train_seconds=ends[-1] - start,
             losses=step_losses(clock.running_loss), flops=flops / gpu_count if flops else None,
-            peak_memory_bytes=peak,
+            peak_memory_bytes=peak, op_mix=mix,
         )
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
@@ -289,15 +300,15 @@ def step_losses(running: list[float]) -> list[float]:
     return [m if i == 0 else (i + 1) * m - i * running[i - 1] for i, m in enumerate(running)]
 
 
-def traced_flops(model: Any, ds: Any) -> float | None:
-    """FLOPs of the graph fit traced. Asking the train function for the concrete function of an iterator like the
-    one fit used returns the trace fit made (no retrace); a graph with unknown shapes gives None."""
+def traced_flops(model: Any, ds: Any) -> tuple[float | None, OpMix | None]:
+    """FLOPs and op mix of the graph fit traced. Asking the train function for the concrete function of an
+    iterator like the one fit used returns the trace fit made (no retrace); unknown matmul shapes give None."""
     try:
         concrete = model.train_function.get_concrete_function(iter(ds))
     except Exception:  # the train function's API is Keras-internal; a count is not worth a crash
-        return None
+        return None, None
     flops, unknown = graph_flops(concrete.graph)
-    return flops if flops and not unknown else None
+    return (flops if flops and not unknown else None), op_mix(concrete.graph)
 
 
 def _loss(tf: Any) -> Callable[[Any, Any], Any]:

@@ -22,6 +22,12 @@ SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", help="Max sequence l
 PrecisionOpt = Annotated[
     str | None, typer.Option("--precision", help="fp32, mixed or both. [default: both]")
 ]
+StackOpt = Annotated[
+    str | None,
+    typer.Option("--stack", help="The software the fine-tune runs on: keras (stock Hugging Face TF + tf-keras, the "
+                                 "default), keras-xla (the same with jit_compile=True) or tuned (NVIDIA's "
+                                 "optimised code)."),
+]
 WorkloadOpt = Annotated[
     Path | None, typer.Option("--workload", help="YAML file with the workload; flags override it.")
 ]
@@ -54,8 +60,9 @@ def workload_from_flags(
     batch_size: int | None,
     seq_len: int | None,
     precision: str | None,
+    stack: str | None = None,
 ) -> Workload:
     return build_workload(
         workload_file=workload, model=model, num_examples=num_examples, epochs=epochs,
-        batch_size=batch_size, seq_len=seq_len, precision=precision,
+        batch_size=batch_size, seq_len=seq_len, precision=precision, stack=stack,
     )

@@ -61,13 +61,16 @@ def calibrate(
                                                 "`estimate --calibration`.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     fmt: FormatOpt = "table",
+    xla: Annotated[bool, typer.Option("--xla", help="Compile the train step with XLA (jit_compile=True): measures "
+                                      "the keras-xla stack.")] = False,
 ) -> None:
     """Time a short real fine-tune here, fp32 and mixed."""
     from gpuplan.calibration.progress import ProgressBar
     from gpuplan.calibration.train import run_calibration
 
     render.check_format(fmt)
-    wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)
+    wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision,
+                             "keras-xla" if xla else "keras")
     result = run_calibration(
         wl, steps=steps, warmup_steps=warmup_steps, dataset=dataset, text_column=text_column,
         label_column=label_column, progress=None if quiet else ProgressBar(),
@@ -90,7 +93,7 @@ def summary_header(result: CalibrationResult) -> str:
     d, w = result.device, result.workload
     where = f"{d.count} x {d.name}" if d.kind == "gpu" else f"{d.name} CPU ({d.host_cpus} cores)"
     steps = next((f"{r.warmup_steps} warm-up + {r.steps} timed steps" for r in result.runs if r.measured), "")
-    return (f"{w.model} on {where}, batch {w.batch_size}, seq-len {w.seq_len}, {steps}; "
+    return (f"{w.model} on {where}, batch {w.batch_size}, seq-len {w.seq_len}, stack {w.stack}, {steps}; "
             f"weights: {result.weights}; data: {result.data_source}")
 
 
