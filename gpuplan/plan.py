@@ -16,7 +16,9 @@ from gpuplan.errors import GpuplanError
 from gpuplan.perf.calibrated import Lessons, dataset_notes, learn, measured_step
 from gpuplan.perf.flops import param_count
 from gpuplan.perf.memory import footprint, max_batch
-from gpuplan.perf.throughput import allreduce_seconds, precision_path, step_time
+from gpuplan.perf.stacks import step_time, stack_notes
+from gpuplan.perf.startup import StartupPhase, family, startup_phases, startup_seconds
+from gpuplan.perf.throughput import allreduce_seconds, precision_path
 from gpuplan.workload import Workload, same_architecture
 from pricing.catalog import find_gpu
 from pricing.errors import PricingError
@@ -43,6 +45,7 @@ class Plan(_InHours):
     gpu_count: int
     precision: Literal["fp32", "mixed"]
     dtype: str
+    stack: str = Field("keras", description="the software modelled: keras, keras-xla or tuned")
     market: Market
     batch_size: int = Field(description="per GPU")
     samples_per_second: float
@@ -52,6 +55,8 @@ class Plan(_InHours):
     warmup_seconds: float
     train_seconds: float
     startup_seconds: float
+    startup_phases: list[StartupPhase] = Field(
+        default_factory=list, description="boot, driver, install, model download, trace: seconds and their source")
     total_seconds: float = Field(description="wall time from launch to the end of training")
     billed_seconds: int
     price_per_hour: float
@@ -141,8 +146,19 @@ def billed(seconds: float, price_per_hour: float) -> tuple[int, float]:
     return s, s / 3600 * price_per_hour
 
 
+def offer_startup(workload: Workload, offer: InstanceOffer, dtype: str,
+                  measured: dict[str, dict[str, float]] | None = None) -> list[StartupPhase]:
+    """The offer's start-up in phases: a catalog's own figure when it sets one, else the phase model, with the
+    phases a launch measured on this instance family in their place."""
+    if "startup_seconds" in offer.model_fields_set:
+        return [StartupPhase(phase="catalog", seconds=offer.startup_seconds, source="catalog")]
+    return startup_phases(workload.arch, "float32" if dtype.startswith("float32") else dtype,
+                          (measured or {}).get(family(offer.instance_type)))
+
+
 def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, precision: str, market: Market,
-               lessons: Lessons, calibrations: Sequence[CalibrationResult]) -> Plan | None:
+               lessons: Lessons, calibrations: Sequence[CalibrationResult],
+               measured_startup: dict[str, dict[str, float]] | None = None) -> Plan | None:
     price = offer.price(market)
     if price is None:
         return None
@@ -166,8 +182,8 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
             source = "measured"
         else:
             correction = lessons.time_factor.get(precision, 1.0)
-            single = step_time(arch, gpu, precision, b, s, flops_scale=1.0 if lessons.time_factor else
-                               lessons.flops_scale).seconds * correction
+            single = step_time(workload.stack, arch, gpu, precision, b, s, flops_scale=1.0 if lessons.time_factor
+                               else lessons.flops_scale).seconds * correction
             source = "model"
         comm = allreduce_seconds(param_count(arch), offer.gpu_count, offer.allreduce_gbs)
         step = single + comm
@@ -177,7 +193,9 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
                          f"over {offer.interconnect}")
     steps = total_steps(workload, offer.gpu_count)
     train = steps * step
-    total = offer.startup_seconds + warmup + train
+    phases = offer_startup(workload, offer, path.dtype, measured_startup)
+    startup = startup_seconds(phases)
+    total = startup + warmup + train
     billed_s, cost = billed(total, price)
     need = footprint(arch, b, s, mixed).total_bytes * lessons.memory_scale
     fits = need <= gpu.memory_gib * 2**30
@@ -192,9 +210,10 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
                      f"examples/s, fewer than the GPUs train ({samples:,.0f}/s): tokenize once before training")
     return Plan(
         instance=offer.instance_type, region=offer.region, gpu=gpu.key, gpu_count=offer.gpu_count,
-        precision=precision, dtype=path.dtype, market=market, batch_size=b, samples_per_second=samples,
-        samples_per_second_per_gpu=samples / offer.gpu_count, step_seconds=step, steps=steps,
-        warmup_seconds=warmup, train_seconds=train, startup_seconds=offer.startup_seconds, total_seconds=total,
+        precision=precision, dtype=path.dtype, stack=workload.stack, market=market, batch_size=b,
+        samples_per_second=samples, samples_per_second_per_gpu=samples / offer.gpu_count, step_seconds=step,
+        steps=steps, warmup_seconds=warmup, train_seconds=train, startup_seconds=startup, startup_phases=phases,
+        total_seconds=total,
         billed_seconds=billed_s, price_per_hour=price, cost_usd=cost, fits_memory=fits, memory_bytes=need,
         max_batch_size=largest, scaling_efficiency=scaling, source=source, correction=correction,
         input_bound=input_bound, notes=notes,
@@ -238,7 +257,8 @@ def plan_local(workload: Workload, cal: CalibrationResult, local: LocalMachine) 
         total = run.warmup_seconds + max(0, steps - run.warmup_steps) * step
         plans.append(Plan(
             instance=local.name, region=None, gpu=cal.device.gpu_key or cal.device.kind, gpu_count=cal.device.count,
-            precision=precision, dtype=run.dtype, market="on-demand", batch_size=run.batch_size,
+            precision=precision, dtype=run.dtype, stack=cal.workload.stack, market="on-demand",
+            batch_size=run.batch_size,
             samples_per_second=run.batch_size / step, samples_per_second_per_gpu=run.batch_size / step,
             step_seconds=step, steps=steps, warmup_seconds=run.warmup_seconds, train_seconds=total,
             startup_seconds=0.0, total_seconds=total, billed_seconds=math.ceil(total),
@@ -399,6 +419,7 @@ def make_estimate(
     sort: str = "cost",
     baseline_gpu: str | None = None,
     local: LocalMachine | None = None,
+    measured_startup: dict[str, dict[str, float]] | None = None,
 ) -> Estimate:
     if deadline_hours is not None and deadline_hours <= 0:
         raise GpuplanError(f"--deadline must be a positive number of hours, got {deadline_hours:g}")
@@ -411,7 +432,8 @@ def make_estimate(
     for market in markets:
         for offer in cheapest_region(offers, market):
             for precision in workload.precisions:
-                plan = plan_offer(workload, offer, catalog, precision, market, lessons, calibrations)
+                plan = plan_offer(workload, offer, catalog, precision, market, lessons, calibrations,
+                                  measured_startup)
                 if plan is not None:
                     plans.append(plan)
     notes = list(lessons.notes)
@@ -426,4 +448,6 @@ def make_estimate(
     rec_notes = baseline_notes + rec_notes
     gpu_for_notes = rec.gpu if rec is not None and rec.instance != "local" else None
     notes += rec_notes + dataset_notes(workload, catalog, lessons.dataset, gpu_for_notes)
+    if rec is not None and gpu_for_notes:
+        notes += stack_notes(workload, find_gpu(catalog, rec.gpu), rec.instance, rec.precision)
     return Estimate(workload=workload, plans=rank(plans, sort), recommendation=rec, notes=notes)

@@ -12,7 +12,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from gpuplan.perf.startup import PHASES
+from gpuplan.perf.startup import PHASES, family
 
 KEEP = 10  # measurements per family: enough for a median, few enough that old AMIs age out
 
@@ -20,10 +20,6 @@ KEEP = 10  # measurements per family: enough for a median, few enough that old A
 def startup_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gpuplan" / "startup-v1"
-
-
-def family(instance_type: str) -> str:
-    return instance_type.split(".")[0]
 
 
 def record_phases(instance_type: str, phases: dict[str, float], directory: Path | None = None) -> Path:

@@ -32,6 +32,11 @@ def load_startup() -> dict[str, Any]:
     return json.loads(resources.files("gpuplan.perf").joinpath("data", "startup.json").read_text())
 
 
+def family(instance_type: str) -> str:
+    """An instance family (g5, p3, ...): its members share an AMI, a boot and an install."""
+    return instance_type.split(".")[0]
+
+
 def modelled_phases(arch: ModelArch, dtype: str = "float32", data: dict[str, Any] | None = None) -> dict[str, float]:
     d = data or load_startup()
     rate = d["download_bytes_per_second"]["value"]
