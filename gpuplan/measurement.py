@@ -7,14 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from gpuplan.errors import GpuplanError, one_line
 from gpuplan.workload import DatasetStats, Precision, Workload
 
 RESULT_SCHEMA_VERSION = 1
+# Every time and size a result holds is a finite number: NaN or infinity in a file is a broken file.
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _nan_to_none(v: Any) -> Any:
+    """A loss that diverged to NaN or infinity is reported as unknown, never lost with the measurement."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+Loss = Annotated[float | None, BeforeValidator(_nan_to_none)]
 
 
 class DeviceInfo(BaseModel):
@@ -23,9 +36,9 @@ class DeviceInfo(BaseModel):
     kind: Literal["gpu", "cpu"]
     name: str = Field(description="e.g. 'NVIDIA A10G' or the CPU model")
     gpu_key: str | None = Field(None, description="catalog GPU key when the GPU is in the catalog")
-    count: int = Field(1, description="devices visible to TensorFlow")
-    compute_capability: float | None = None
-    host_cpus: int | None = None
+    count: int = Field(1, ge=1, le=64, description="devices visible to TensorFlow")
+    compute_capability: float | None = Field(None, ge=1, le=20, allow_inf_nan=False)
+    host_cpus: int | None = Field(None, ge=1)
     instance_type: str | None = Field(None, description="EC2 instance type when run by `gpuplan launch`")
 
 
@@ -36,29 +49,30 @@ class RunResult(BaseModel):
 
     precision: Precision
     dtype: str = Field(description="Keras policy: float32, mixed_float16 or mixed_bfloat16")
-    gpu_count: int = 1
-    steps: int = Field(0, description="timed steps, after the warm-up steps")
-    warmup_steps: int = Field(0, description="steps timed apart as warm-up; the first one traces the graph")
-    batch_size: int = Field(description="per device")
-    seq_len: int
-    warmup_seconds: float = Field(0.0, description="first steps: tracing and compilation")
-    step_seconds: float | None = Field(None, description="median step time after warm-up")
-    step_seconds_p90: float | None = None
-    step_seconds_mean: float | None = Field(
+    gpu_count: int = Field(1, ge=1, le=64)
+    steps: Count = Field(0, description="timed steps, after the warm-up steps")
+    warmup_steps: Count = Field(0, description="steps timed apart as warm-up; the first one traces the graph")
+    batch_size: int = Field(ge=1, description="per device")
+    seq_len: int = Field(ge=1)
+    warmup_seconds: Seconds = Field(0.0, description="first steps: tracing and compilation")
+    step_seconds: PositiveSeconds | None = Field(None, description="median step time after warm-up")
+    step_seconds_p90: PositiveSeconds | None = None
+    step_seconds_mean: PositiveSeconds | None = Field(
         None, description="mean step time after warm-up: above the median when other work interrupted some steps"
     )
-    samples_per_second: float | None = None
-    train_seconds: float | None = Field(None, description="wall time of all steps, including the first")
-    flops_per_step: float | None = Field(None, description="from the traced graph")
-    flops_per_step_model: float | None = Field(None, description="the performance model's analytic count")
-    peak_memory_bytes: int | None = None
-    memory_bytes_per_step: float | None = Field(
+    samples_per_second: PositiveSeconds | None = None
+    train_seconds: Seconds | None = Field(None, description="wall time of all steps, including the first")
+    flops_per_step: Seconds | None = Field(None, description="from the traced graph")
+    flops_per_step_model: Seconds | None = Field(None, description="the performance model's analytic count")
+    peak_memory_bytes: Count | None = None
+    memory_bytes_per_step: Seconds | None = Field(
         None, description="bytes the traced graph's memory-bound ops move per step (before grappler/XLA fusion)")
-    kernels_per_step: int | None = Field(None, description="kernels the traced graph launches per step")
-    matmul_flops_by_dtype: dict[str, float] = Field(default_factory=dict, description="traced matmul FLOPs by dtype")
-    loss_first: float | None = None
-    loss_last: float | None = None
-    largest_batch_that_fits: int | None = Field(None, description="set when the requested batch ran out of memory")
+    kernels_per_step: Count | None = Field(None, description="kernels the traced graph launches per step")
+    matmul_flops_by_dtype: dict[str, Seconds] = Field(default_factory=dict,
+                                                      description="traced matmul FLOPs by dtype")
+    loss_first: Loss = None
+    loss_last: Loss = None
+    largest_batch_that_fits: Count | None = Field(None, description="set when the requested batch ran out of memory")
     skipped_reason: str | None = None
 
     @property
@@ -80,8 +94,25 @@ class CalibrationResult(BaseModel):
     model_source: str | None = Field(None, description="where the model and its weights came from")
     data_source: str | None = Field(None, description="'synthetic' or the dataset file, folder or Hub name")
     tokenizer: str | None = Field(None, description="which tokenizer measured the token lengths")
-    runs: list[RunResult]
+    runs: list[RunResult] = Field(min_length=1)
     notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalibrationResult:
+        if self.schema_version > RESULT_SCHEMA_VERSION:
+            raise ValueError(f"schema_version {self.schema_version} was written by a newer gpuplan (this one reads "
+                             f"{RESULT_SCHEMA_VERSION}); upgrade gpuplan")
+        for r in self.runs:
+            if r.gpu_count > self.device.count:
+                raise ValueError(f"a {r.precision} run on {r.gpu_count} devices, but the device has "
+                                 f"{self.device.count}")
+            if self.device.kind == "cpu" and r.dtype == "mixed_float16":
+                raise ValueError("a mixed_float16 run on a CPU device: float16 mixed precision is GPU-only")
+        return self
+
+    @property
+    def measured_runs(self) -> list[RunResult]:
+        return [r for r in self.runs if r.measured]
 
     def run(self, precision: str, gpu_count: int = 1) -> RunResult | None:
         for r in self.runs:
@@ -95,15 +126,32 @@ class CalibrationResult(BaseModel):
         tmp.replace(path)
 
 
+MAX_RESULT_BYTES = 20 * 2**20  # a result is kilobytes; anything this large is not one
+
+
 def load_result(path: Path) -> CalibrationResult:
+    """A calibration file, checked: a one-line error for anything that is not a usable measurement."""
     path = Path(path)
+    fix = "create one with `gpuplan calibrate --output FILE`"
+    if path.is_dir():
+        raise GpuplanError(f"calibration file {path} is a folder; pass the JSON file that "
+                           "`gpuplan calibrate --output` wrote")
     if not path.is_file():
-        raise GpuplanError(f"calibration file {path} does not exist; create one with `gpuplan calibrate --output FILE`")
+        raise GpuplanError(f"calibration file {path} does not exist; {fix}")
     try:
-        return CalibrationResult.model_validate_json(path.read_text())
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            raise GpuplanError(f"{path} is {path.stat().st_size / 2**20:.0f} MiB: not a gpuplan calibration result "
+                               f"(those are a few KB); {fix}")
+        result = CalibrationResult.model_validate_json(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise GpuplanError(f"cannot read calibration file {path}: {one_line(e)}") from None
     except (ValidationError, ValueError, UnicodeDecodeError) as e:
         detail = e.errors()[0] if isinstance(e, ValidationError) else None
-        where = f" ({'.'.join(map(str, detail['loc']))}: {detail['msg']})" if detail else f" ({one_line(e)[:120]})"
-        raise GpuplanError(
-            f"{path} is not a gpuplan calibration result{where}; create one with `gpuplan calibrate --output FILE`"
-        ) from None
+        where = f" ({'.'.join(map(str, detail['loc']))}: {one_line(detail['msg'])})" if detail else \
+            f" ({one_line(e)[:120]})"
+        raise GpuplanError(f"{path} is not a gpuplan calibration result{where}; {fix}") from None
+    if not result.measured_runs:
+        reasons = "; ".join(sorted({r.skipped_reason or "no step time" for r in result.runs}))
+        raise GpuplanError(f"{path} holds no measured run ({reasons}); rerun `gpuplan calibrate` with a smaller "
+                           "--batch-size or --seq-len")
+    return result

@@ -347,7 +347,9 @@ def gpu_key_for_name(gpus: list[GpuSpec], name: str, memory_gib: float | None = 
         if compact in {re.sub(r"[^a-z0-9]+", "", a.lower()) for a in g.aliases}:
             return g.key
     words = {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
-    candidates = [g for g in gpus if g.key.split("-")[0] in words]
+    # Every part of the key but a memory size must be named: 'rtx-pro-6000' is not any RTX.
+    candidates = [g for g in gpus if all(part in words for part in g.key.split("-")
+                                         if not re.fullmatch(r"\d+gb", part))]
     if not candidates:
         return None
     named = [g for g in candidates if any(w.endswith("gb") and w in g.key.split("-") for w in words)]
