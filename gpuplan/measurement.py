@@ -6,8 +6,9 @@ Pure pydantic: reading a result never imports TensorFlow.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 import math
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -17,8 +18,11 @@ from gpuplan.workload import DatasetStats, Precision, Workload
 
 RESULT_SCHEMA_VERSION = 1
 # Every time and size a result holds is a finite number: NaN or infinity in a file is a broken file.
+# Bounds are physical: no training step takes under a microsecond or over a day.
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+StepSeconds = Annotated[float, Field(ge=1e-6, le=86_400, allow_inf_nan=False)]
+WallSeconds = Annotated[float, Field(ge=0, le=30 * 86_400, allow_inf_nan=False)]
+Rate = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -54,14 +58,14 @@ class RunResult(BaseModel):
     warmup_steps: Count = Field(0, description="steps timed apart as warm-up; the first one traces the graph")
     batch_size: int = Field(ge=1, description="per device")
     seq_len: int = Field(ge=1)
-    warmup_seconds: Seconds = Field(0.0, description="first steps: tracing and compilation")
-    step_seconds: PositiveSeconds | None = Field(None, description="median step time after warm-up")
-    step_seconds_p90: PositiveSeconds | None = None
-    step_seconds_mean: PositiveSeconds | None = Field(
+    warmup_seconds: WallSeconds = Field(0.0, description="first steps: tracing and compilation")
+    step_seconds: StepSeconds | None = Field(None, description="median step time after warm-up")
+    step_seconds_p90: StepSeconds | None = None
+    step_seconds_mean: StepSeconds | None = Field(
         None, description="mean step time after warm-up: above the median when other work interrupted some steps"
     )
-    samples_per_second: PositiveSeconds | None = None
-    train_seconds: Seconds | None = Field(None, description="wall time of all steps, including the first")
+    samples_per_second: Rate | None = None
+    train_seconds: WallSeconds | None = Field(None, description="wall time of all steps, including the first")
     flops_per_step: Seconds | None = Field(None, description="from the traced graph")
     flops_per_step_model: Seconds | None = Field(None, description="the performance model's analytic count")
     peak_memory_bytes: Count | None = None
@@ -122,8 +126,48 @@ class CalibrationResult(BaseModel):
 
     def save(self, path: Path) -> None:
         tmp = Path(path).with_name(Path(path).name + ".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        tmp.replace(path)
+        try:
+            tmp.write_text(self.model_dump_json(indent=2))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def check_writable(path: Path) -> None:
+    """Before the first (paid-for) step: can the result be written there at the end?"""
+    path = Path(path)
+    if path.is_dir():
+        raise GpuplanError(f"--output {path} is a folder; give a file name such as {path / 'calibration.json'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise GpuplanError(f"--output {path}: folder {parent} does not exist; create it or write elsewhere")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise GpuplanError(f"--output {path} is not writable; choose a file in a folder you can write to")
+
+
+def calibrations_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gpuplan" / "calibrations"
+
+
+def save_somewhere(result: CalibrationResult, wanted: Path | None) -> tuple[Path | None, list[str]]:
+    """Save a finished measurement: where asked, else beside the working directory, else in the cache.
+    Returns where it went (None: nowhere could be written; the caller prints it) and what to tell the user."""
+    stamp = result.created_at.strftime("%Y%m%d-%H%M%S")
+    fallbacks = [Path(f"gpuplan-calibration-{stamp}.json"), calibrations_dir() / f"calibration-{stamp}.json"]
+    notes = []
+    for i, path in enumerate(([wanted] if wanted else []) + fallbacks):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            result.save(path)
+        except OSError as e:
+            if wanted is not None and i == 0:
+                notes.append(f"could not write {wanted} ({one_line(e)}); the measurement is kept elsewhere")
+            continue
+        if path != wanted:
+            notes.append(f"measurement saved to {path}; reuse it with --calibration {path}")
+        return path, notes
+    return None, notes + ["no file could be written; the measurement follows as JSON on stdout"]
 
 
 MAX_RESULT_BYTES = 20 * 2**20  # a result is kilobytes; anything this large is not one

@@ -35,6 +35,8 @@ def _doc(**run_fields) -> dict:
     ({"step_seconds": -1.0}, "step_seconds"),
     ({"step_seconds": "NaN"}, "step_seconds"),
     ({"step_seconds": "Infinity"}, "step_seconds"),
+    ({"step_seconds": 1e-300}, "step_seconds"),
+    ({"step_seconds": 1e300}, "step_seconds"),
     ({"warmup_seconds": -3.0}, "warmup_seconds"),
     ({"peak_memory_bytes": -1}, "peak_memory_bytes"),
     ({"batch_size": 0}, "batch_size"),
@@ -121,3 +123,25 @@ def _empty_catalog():
     from pricing.models import Catalog
 
     return Catalog(gpus=[], offers=[])
+
+
+def test_an_unwritable_output_is_refused_before_any_step(tmp_path):
+    result = runner.invoke(app, ["calibrate", "--output", str(tmp_path / "missing" / "cal.json")])
+    assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["calibrate", "--output", str(tmp_path)])
+    assert result.exit_code == 1 and "is a folder" in result.output
+
+
+def test_a_finished_measurement_is_saved_elsewhere_when_its_file_cannot_be_written(tmp_path, monkeypatch):
+    from gpuplan.measurement import save_somewhere
+
+    monkeypatch.chdir(tmp_path)
+    cal = CalibrationResult.model_validate(_doc())
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should be")  # e.g. replaced during the run
+    target = blocker / "cal.json"
+    saved, notes = save_somewhere(cal, target)
+    assert saved is not None and saved.exists() and saved.resolve().parent == tmp_path.resolve()
+    assert load_result(saved).runs[0].step_seconds == 0.5
+    assert any(f"could not write {target}" in n for n in notes)
+    assert any(f"--calibration {saved}" in n for n in notes)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from gpuplan import render
-from gpuplan.measurement import CalibrationResult
+from gpuplan.measurement import CalibrationResult, check_writable, save_somewhere
 from gpuplan.cli import app, examples
 from gpuplan.cli._options import (
     BatchSizeOpt, DatasetOpt, EpochsOpt, FormatOpt, LabelColumnOpt, ModelOpt, NumExamplesOpt, PrecisionOpt, SeqLenOpt,
@@ -69,6 +69,8 @@ def calibrate(
     from gpuplan.calibration.train import run_calibration
 
     render.check_format(fmt)
+    if output is not None:
+        check_writable(output)
     wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision,
                              "keras-xla" if xla else "keras")
     result = run_calibration(
@@ -77,8 +79,14 @@ def calibrate(
         notify=lambda m: render.note(f"note: {m}"),
     )
     if output is not None:
-        result.save(output)
-        render.note(f"wrote {output}")
+        saved, notes = save_somewhere(result, output)
+        for n in notes:
+            render.note(f"note: {n}")
+        if saved == output:
+            render.note(f"wrote {output}")
+        elif saved is None:
+            render.out(result.model_dump_json(indent=2))
+            return
     render_result(result, fmt)
 
 
