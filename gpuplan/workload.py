@@ -1,125 +1,22 @@
-"""The workload: which BERT, how much data, how many epochs, batch, sequence length and precisions.
+"""The workload: which model of the BERT family, how much data, how many epochs, batch, sequence length and precisions.
 
 Built from flags, from a YAML file (`--workload FILE`), or both (flags win).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from gpuplan.errors import GpuplanError, did_you_mean, one_line
+from gpuplan.models import (  # noqa: F401 - re-exported: the workload's model is one of these
+    BUILTIN_MODELS, DEFAULT_MODEL, ModelArch, arch_from_config, resolve_model, same_architecture,
+)
 
 Precision = Literal["fp32", "mixed"]
 PRECISION_CHOICES = ("fp32", "mixed", "both")
-
-
-class ModelArch(BaseModel):
-    """The shape of a BERT-family encoder: everything the performance model needs from `config.json`."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: str
-    vocab_size: PositiveInt
-    hidden_size: PositiveInt
-    num_hidden_layers: PositiveInt
-    num_attention_heads: PositiveInt
-    intermediate_size: PositiveInt
-    max_position_embeddings: PositiveInt = 512
-    type_vocab_size: PositiveInt = 2
-    num_labels: PositiveInt = 2
-    source: Literal["builtin", "file", "hub"] = "builtin"
-    path: str | None = Field(None, description="the config.json or model folder it came from")
-
-
-def same_architecture(a: ModelArch, b: ModelArch) -> bool:
-    """Same layers and sizes, whatever the name, the origin or the number of labels (the head is negligible)."""
-    ignore = {"name", "source", "path", "num_labels"}
-    return a.model_dump(exclude=ignore) == b.model_dump(exclude=ignore)
-
-
-def _bert(name: str, vocab: int, hidden: int, layers: int, heads: int) -> ModelArch:
-    return ModelArch(
-        name=name, vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=4 * hidden,
-    )
-
-
-# The published configs of Google's BERT checkpoints on the Hugging Face Hub.
-BUILTIN_MODELS: dict[str, ModelArch] = {
-    m.name: m
-    for m in (
-        _bert("bert-base-uncased", 30522, 768, 12, 12),
-        _bert("bert-base-cased", 28996, 768, 12, 12),
-        _bert("bert-large-uncased", 30522, 1024, 24, 16),
-        _bert("bert-large-cased", 28996, 1024, 24, 16),
-    )
-}
-DEFAULT_MODEL = "bert-base-uncased"
-
-
-def arch_from_config(config: dict[str, Any], name: str, source: str, path: str | None) -> ModelArch:
-    model_type = config.get("model_type", "bert")
-    if model_type not in ("bert", "roberta", "electra", "xlm-roberta", "camembert"):
-        raise GpuplanError(f"{name}: model_type {model_type!r} is not a BERT-family encoder; gpuplan plans BERT models")
-    labels = config.get("id2label")
-    fields = {**config, "name": name, "source": source, "path": path}
-    if isinstance(labels, dict) and labels:
-        fields["num_labels"] = len(labels)
-    try:
-        return ModelArch.model_validate(fields)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise GpuplanError(f"{name}: config field {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-
-
-def resolve_model(model: str) -> ModelArch:
-    """A built-in name, a path to a `config.json`, or a model folder containing one."""
-    if model in BUILTIN_MODELS:
-        return BUILTIN_MODELS[model]
-    path = Path(model).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
-        if not path.is_file():
-            raise GpuplanError(f"model folder {model} has no config.json; pass a BERT model folder or its config.json")
-    if path.is_file():
-        try:
-            config = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GpuplanError(f"model config {path} is not valid JSON: {one_line(e)}") from None
-        if not isinstance(config, dict):
-            raise GpuplanError(f"model config {path} is not a JSON object")
-        return arch_from_config(config, model, "file", str(path))
-    if "/" in model and not model.startswith((".", "/", "~")):
-        return _hub_arch(model)
-    raise GpuplanError(
-        f"unknown model {model!r}.{did_you_mean(model, BUILTIN_MODELS)} Use one of {', '.join(BUILTIN_MODELS)}, "
-        "a path to a BERT config.json or model folder, or a Hub id such as google-bert/bert-base-uncased"
-    )
-
-
-def _hub_arch(repo_id: str) -> ModelArch:
-    """Fetch only config.json of a Hub model (kilobytes); offline, say how to work around it."""
-    from gpuplan.calibration.hub import hub_online
-
-    if not hub_online():  # offline, the Hub client retries for most of a minute before it gives up
-        raise GpuplanError(
-            f"the Hugging Face Hub is not reachable to fetch config.json of {repo_id!r}; "
-            "download the model folder and pass its path, or use a built-in name"
-        )
-    try:
-        from huggingface_hub import hf_hub_download
-
-        path = hf_hub_download(repo_id, "config.json")
-    except Exception as e:  # offline, unknown repo, gated: all leave us without a config
-        raise GpuplanError(
-            f"could not fetch config.json of {repo_id!r} from the Hugging Face Hub ({type(e).__name__}); "
-            "download the model folder and pass its path, or use a built-in name"
-        ) from None
-    return arch_from_config(json.loads(Path(path).read_text()), repo_id, "hub", None)
 
 
 class DatasetStats(BaseModel):
@@ -216,10 +113,10 @@ def build_workload(
         raise GpuplanError(f"unknown precision {prec!r}; use fp32, mixed or both")
     arch = resolve_model(values.get("model", DEFAULT_MODEL))
     seq = values.get("seq_len", 128)
-    if seq > arch.max_position_embeddings:
+    if seq > arch.max_tokens:
         raise GpuplanError(
-            f"seq-len {seq} is longer than {arch.name} can take ({arch.max_position_embeddings} positions); "
-            f"use --seq-len {arch.max_position_embeddings} or less"
+            f"seq-len {seq} is longer than {arch.name} can take ({arch.position_limit()}); "
+            f"use --seq-len {arch.max_tokens} or less"
         )
     precisions = ["fp32", "mixed"] if prec == "both" else [prec]
     try:
