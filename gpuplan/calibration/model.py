@@ -1,4 +1,4 @@
-"""Build the TensorFlow BERT classifier to time: random weights from the config, or the real weights of a folder
+"""Build the TensorFlow classifier (BERT or one of its family) to time: random weights from the config, or the real weights of a folder
 (model.safetensors or tf_model.h5) or of a Hub model.
 
 Step time doesn't depend on the weights, so random weights time the same as pretrained ones; the loss only falls
@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from gpuplan.calibration.tokenize import model_folder
 from gpuplan.errors import GpuplanError, one_line
-from gpuplan.workload import ModelArch
+from gpuplan.models import DISTILBERT_KEYS, TYPE_FIELDS, ModelArch
+
+DISTILBERT_NAMES = {ours: theirs for theirs, ours in DISTILBERT_KEYS.items()}
 
 WEIGHT_FILES = ("model.safetensors", "tf_model.h5")
 
@@ -41,15 +43,26 @@ class ModelSource:
         return model
 
 
+def hf_config(arch: ModelArch, num_labels: int) -> Any:
+    """The transformers config of the arch's model type, from its fields (they carry Hugging Face's names)."""
+    from transformers import AutoConfig
+
+    fields = arch.model_dump(exclude={"name", "source", "path", "num_labels", "model_type"}, exclude_none=True)
+    fields = {k: v for k, v in fields.items() if k not in TYPE_FIELDS or arch.model_type in TYPE_FIELDS[k]}
+    if "pos_att_type" in fields:
+        fields["pos_att_type"] = list(fields["pos_att_type"])
+    if arch.model_type == "distilbert":
+        fields = {DISTILBERT_NAMES.get(k, k): v for k, v in fields.items() if k != "type_vocab_size"}
+    return AutoConfig.for_model(arch.model_type, **fields, num_labels=num_labels)
+
+
 def model_source(arch: ModelArch, model: str, num_labels: int, *, online: bool) -> ModelSource:
-    from transformers import AutoConfig, BertConfig
+    from transformers import AutoConfig
 
     folder = model_folder(arch)
     if folder is not None:
         config = _folder_config(arch, num_labels)
         return _folder_source(folder, config)
-    fields = arch.model_dump(include={"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                                      "intermediate_size", "max_position_embeddings", "type_vocab_size"})
     if arch.source == "hub":
         if online:
             try:
@@ -59,9 +72,9 @@ def model_source(arch: ModelArch, model: str, num_labels: int, *, online: bool) 
                 why = f"could not load the weights of {model} from the Hub ({one_line(e)[:120]})"
         else:
             why = f"the Hugging Face Hub is not reachable, so {model} is built from its config"
-        return ModelSource(BertConfig(**fields, num_labels=num_labels), "random", f"{model} (config from the Hub)",
+        return ModelSource(hf_config(arch, num_labels), "random", f"{model} (config from the Hub)",
                            notes=[random_weights_note(why)])
-    return ModelSource(BertConfig(**fields, num_labels=num_labels), "random", f"{model} (built-in config)",
+    return ModelSource(hf_config(arch, num_labels), "random", f"{model} (built-in config)",
                        notes=[random_weights_note(f"{model} is a built-in name: the architecture from its config")])
 
 

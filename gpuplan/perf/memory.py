@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpuplan.perf.flops import param_count
+from gpuplan.perf.flops import compute_layers, param_count, relative_score_terms
 from gpuplan.workload import ModelArch
 
 # Activation elements kept for the backward pass, per layer and token. Counted from an unfused TensorFlow BERT
@@ -38,14 +38,21 @@ class Footprint:
 
 
 def activation_bytes_per_sample(arch: ModelArch, seq_len: int, mixed: bool) -> float:
+    """ALBERT keeps activations for every layer it runs, though it stores one layer's weights. DeBERTa keeps one
+    more score-sized tensor per disentangled term (the gathered c2p / p2c scores)."""
     h, a = arch.hidden_size, arch.num_attention_heads
-    per_layer = seq_len * (ACT_ELEMS_HIDDEN * h + ACT_ELEMS_SCORES * a * seq_len)
-    embeddings_and_head = 4 * seq_len * h
-    return (arch.num_hidden_layers * per_layer + embeddings_and_head) * (2 if mixed else 4)
+    scores = ACT_ELEMS_SCORES + relative_score_terms(arch)
+    per_layer = seq_len * (ACT_ELEMS_HIDDEN * h + scores * a * seq_len)
+    embeddings_and_head = 4 * seq_len * max(h, arch.embed_dim)
+    return (compute_layers(arch) * per_layer + embeddings_and_head) * (2 if mixed else 4)
 
 
 def footprint(arch: ModelArch, batch_size: int, seq_len: int, mixed: bool) -> Footprint:
-    """Keras mixed precision keeps fp32 variables, gradients and Adam moments, plus 16-bit weight copies."""
+    """Keras mixed precision keeps fp32 variables, gradients and Adam moments, plus 16-bit weight copies.
+
+    Every parameter counts, the embedding tables included: Adam keeps dense moments for them, so XLM-R's 250k-row
+    vocabulary (192M of its 278M parameters) is most of its weight and optimizer memory.
+    """
     p = param_count(arch)
     return Footprint(
         weights_bytes=4 * p + (2 * p if mixed else 0),
