@@ -407,6 +407,19 @@ def with_baseline_offers(offers: Sequence[InstanceOffer], catalog: Catalog,
     return offers + added, key, [f"--baseline {key}: added {first.instance_type}'s plans to compare with"]
 
 
+# Past these a plan is still arithmetic, but almost surely not what the user meant.
+ABSURD_SECONDS = 365 * 86_400
+ABSURD_USD = 1_000_000
+
+
+def absurd_notes(rec: Recommendation | None) -> list[str]:
+    """A warning when even the recommended plan takes years or costs millions: a typo in the workload, usually."""
+    if rec is None or (rec.total_seconds < ABSURD_SECONDS and rec.cost_usd < ABSURD_USD):
+        return []
+    return [f"even the recommended plan takes {rec.total_seconds / ABSURD_SECONDS:,.1f} years and costs "
+            f"${rec.cost_usd:,.0f}; check the number of examples, epochs and sequence length"]
+
+
 def make_estimate(
     workload: Workload,
     offers: Sequence[InstanceOffer],
@@ -421,10 +434,12 @@ def make_estimate(
     local: LocalMachine | None = None,
     measured_startup: dict[str, dict[str, float]] | None = None,
 ) -> Estimate:
-    if deadline_hours is not None and deadline_hours <= 0:
+    if deadline_hours is not None and not (0 < deadline_hours < math.inf):
         raise GpuplanError(f"--deadline must be a positive number of hours, got {deadline_hours:g}")
-    if budget_usd is not None and budget_usd <= 0:
+    if budget_usd is not None and not (0 < budget_usd < math.inf):
         raise GpuplanError(f"--budget must be a positive amount of USD, got {budget_usd:g}")
+    if local is not None and not (0 <= local.price_per_hour < math.inf):
+        raise GpuplanError(f"--local-price must be 0 or more USD/hour, got {local.price_per_hour:g}")
     offers, baseline_key, baseline_notes = with_baseline_offers(offers, catalog, baseline_gpu)
     lessons = learn(workload, catalog, calibrations)
     markets: list[Market] = ["on-demand", "spot"] if spot else ["on-demand"]
@@ -450,4 +465,5 @@ def make_estimate(
     notes += rec_notes + dataset_notes(workload, catalog, lessons.dataset, gpu_for_notes)
     if rec is not None and gpu_for_notes:
         notes += stack_notes(workload, find_gpu(catalog, rec.gpu), rec.instance, rec.precision)
+    notes += absurd_notes(rec)
     return Estimate(workload=workload, plans=rank(plans, sort), recommendation=rec, notes=notes)

@@ -145,3 +145,32 @@ def test_a_finished_measurement_is_saved_elsewhere_when_its_file_cannot_be_writt
     assert load_result(saved).runs[0].step_seconds == 0.5
     assert any(f"could not write {target}" in n for n in notes)
     assert any(f"--calibration {saved}" in n for n in notes)
+
+
+@pytest.mark.parametrize("args", [
+    ["--epochs", "nan"], ["--epochs", "inf"], ["--epochs", "-1"], ["--epochs", "1e9"],
+    ["--deadline", "nan"], ["--deadline", "0"], ["--budget", "inf"], ["--budget", "-5"],
+    ["--local-price", "-inf", "--gpu", "local"], ["--num-examples", "1000000000000000"],
+    ["--batch-size", "0"], ["--batch-size", "100000000"], ["--stack", "nope"],
+])
+def test_non_finite_and_absurd_flags_are_one_line_errors(small_catalog, args):
+    result = runner.invoke(app, ["estimate", *args])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.output
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "-.inf"])
+def test_non_finite_numbers_in_a_workload_file_are_refused(small_catalog, tmp_path, value):
+    wl = tmp_path / "w.yaml"
+    wl.write_text(f"epochs: {value}\n")
+    result = runner.invoke(app, ["estimate", "--workload", str(wl)])
+    assert result.exit_code == 1 and "Error: epochs must be" in result.output
+
+
+def test_a_plausible_but_absurd_workload_warns_and_prints_finite_numbers(small_catalog):
+    result = runner.invoke(app, ["estimate", "--epochs", "9000", "--num-examples", "90000000000", "--format", "json"])
+    assert result.exit_code == 0
+    assert "years" in result.stderr and "check the number of examples" in result.stderr
+    data = json.loads(result.stdout)
+    assert all(math.isfinite(p["total_seconds"]) and math.isfinite(p["cost_usd"]) for p in data["plans"])

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gpuplan.workload import Workload, build_workload
+
+def finite(value: str) -> float:
+    """A float flag's parser: NaN and infinity are typos, never numbers to plan with."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise typer.BadParameter(f"{value!r} is not a finite number")
+    return number
+
 
 # The workload: what is trained. estimate, calibrate and launch take all of these.
 ModelOpt = Annotated[
@@ -16,7 +28,8 @@ ModelOpt = Annotated[
                                  "a path to a BERT config.json or model folder, or a Hub id."),
 ]
 NumExamplesOpt = Annotated[int | None, typer.Option("--num-examples", help="Training examples. [default: 25000]")]
-EpochsOpt = Annotated[float | None, typer.Option("--epochs", help="Passes over the data. [default: 2]")]
+EpochsOpt = Annotated[float | None, typer.Option("--epochs", parser=finite, metavar="FLOAT",
+                                                help="Passes over the data. [default: 2]")]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size per GPU. [default: 32]")]
 SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", help="Max sequence length in tokens. [default: 128]")]
 PrecisionOpt = Annotated[
