@@ -85,7 +85,7 @@ def _root(
 
 
 # Each module adds its commands to `app` when imported; none imports TensorFlow or boto3 at import time.
-from gpuplan.cli import calibrate, estimate, gpus, launch, prices  # noqa: E402,F401
+from gpuplan.cli import calibrate, estimate, gpus, launch, models, prices  # noqa: E402,F401
 
 
 def main() -> None:
