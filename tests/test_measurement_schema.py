@@ -174,3 +174,38 @@ def test_a_plausible_but_absurd_workload_warns_and_prints_finite_numbers(small_c
     assert "years" in result.stderr and "check the number of examples" in result.stderr
     data = json.loads(result.stdout)
     assert all(math.isfinite(p["total_seconds"]) and math.isfinite(p["cost_usd"]) for p in data["plans"])
+
+
+def test_hostile_dataset_files_are_refused_early(tmp_path):
+    from gpuplan import dataset
+
+    binary = tmp_path / "d.csv"
+    binary.write_bytes(b"text,label\x00\x01\x02")
+    with pytest.raises(GpuplanError, match="is binary"):
+        dataset.load_labeled_file(binary)
+    latin = tmp_path / "l.csv"
+    latin.write_bytes("text,label\ncaf\xe9,1\n".encode("latin-1"))
+    with pytest.raises(GpuplanError, match="not UTF-8"):
+        dataset.load_labeled_file(latin)
+    with pytest.raises(GpuplanError, match="is a folder"):
+        dataset.load_labeled_file(tmp_path)
+    # A misspelt column is refused from the header, before the rows are read: the broken byte far down the file
+    # would say "not UTF-8" if they were.
+    big = tmp_path / "big.csv"
+    with big.open("wb") as f:
+        f.write(b"review,sentiment\n" + b"a fine film,1\n" * 50_000 + b"caf\xe9,0\n")
+    with pytest.raises(GpuplanError, match="no column 'text'.*--text-column"):
+        dataset.load_labeled_file(big)
+    with pytest.raises(GpuplanError, match="not UTF-8 text past its beginning"):
+        dataset.load_labeled_file(big, "review", "sentiment")
+
+
+def test_a_big_dataset_is_counted_whole_and_sampled(tmp_path):
+    from gpuplan import dataset
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": f"text {i}", "label": i % 3}) + "\n" for i in range(5000)))
+    data = dataset.load_labeled_file(path, max_rows=1000)
+    assert data.total_examples == 5000 and len(data.texts) == 1000
+    assert data.class_names == ["0", "1", "2"]
+    assert dataset.load_labeled_file(path, max_rows=1000).texts == data.texts  # seeded: the same sample every time

@@ -142,8 +142,8 @@ def _real_data(loaded: Any, workload: Workload, online: bool, tell: Notify, seed
     from gpuplan.calibration import tokenize as tk
 
     rng = np.random.default_rng(seed)
-    n = len(loaded.texts)
-    sample = rng.permutation(n)[: tk.MAX_TEXTS_FOR_STATS] if n > tk.MAX_TEXTS_FOR_STATS else np.arange(n)
+    held, n = len(loaded.texts), loaded.total_examples  # a big file arrives as a sample of its rows
+    sample = rng.permutation(held)[: tk.MAX_TEXTS_FOR_STATS] if held > tk.MAX_TEXTS_FOR_STATS else np.arange(held)
     texts = [loaded.texts[i] for i in sample]
     tok, desc = tk.load_tokenizer(workload.arch, workload.model, texts, online=online, notify=tell)
     enc = tk.encode(tok, texts, desc, workload.arch.vocab_size)
