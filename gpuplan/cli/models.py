@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpuplan import render
-from gpuplan.cli import app
+from gpuplan.cli import app, examples
 from gpuplan.cli._options import FormatOpt
 from gpuplan.models import BUILTIN_MODELS, builtin_model_data
 from gpuplan.perf.flops import compute_layers, param_counts
@@ -27,9 +27,9 @@ FOOTER = ("params: the bare encoder, as model cards count it; the classifier add
           "ids of these model types work too: --model PATH or --model ORG/NAME.")
 
 
-@app.command()
+@app.command(epilog=examples("gpuplan models", "gpuplan models --format csv"))
 def models(fmt: FormatOpt = "table") -> None:
-    """List the built-in model names with parameters, layers, hidden size and max tokens. Example: gpuplan models"""
+    """Built-in models: parameters, layers, hidden size, max tokens."""
     render.check_format(fmt)
     rows = [_row(name) for name in BUILTIN_MODELS]
     render.emit(rows, MODEL_COLUMNS, fmt, csv_keys=CSV_KEYS, footer=render.wrap(FOOTER))
