@@ -100,6 +100,9 @@ class CalibrationResult(BaseModel):
     tokenizer: str | None = Field(None, description="which tokenizer measured the token lengths")
     runs: list[RunResult] = Field(min_length=1)
     notes: list[str] = Field(default_factory=list)
+    phases: dict[str, Seconds] = Field(default_factory=dict, description=(
+        "seconds of each start-up phase when `gpuplan launch` ran it: boot, driver, install, model_download, trace "
+        "(the start-up model's names), run_<precision>, calibrate"))
 
     @model_validator(mode="after")
     def _consistent(self) -> CalibrationResult:
