@@ -471,7 +471,11 @@ def test_instances_lists_and_terminates_only_gpuplan_instances(cloud):
         assert {r["instance_id"] for r in rows} == {ours, spot}
         by_id = {r["instance_id"]: r for r in rows}
         assert by_id[ours]["usd_per_hour"] == 0.526 and by_id[ours]["usd_so_far"] >= 0
-        assert by_id[spot]["market"] == "spot" and by_id[spot]["usd_per_hour"] == 0.319
+        from pricing.catalog import bundled_catalog
+
+        bundled_spot = next(o.spot_usd_per_hour for o in bundled_catalog().offers
+                            if o.key == ("g4dn.2xlarge", "us-east-1"))
+        assert by_id[spot]["market"] == "spot" and by_id[spot]["usd_per_hour"] == bundled_spot
         table = invoke("instances")
         assert ours in table.stdout and "cost so far" in table.stdout
         failed(invoke("instances", "terminate", theirs), f"{theirs} is not a gpuplan instance")
