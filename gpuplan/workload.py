@@ -5,6 +5,7 @@ Built from flags, from a YAML file (`--workload FILE`), or both (flags win).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,11 @@ from gpuplan.models import (  # noqa: F401 - re-exported: the workload's model i
 
 Precision = Literal["fp32", "mixed"]
 PRECISION_CHOICES = ("fp32", "mixed", "both")
+# The software a fine-tune runs on (perf/stacks.py models each): stock Hugging Face TF + tf-keras (what users and
+# `gpuplan calibrate` run), the same under XLA, or NVIDIA's tuned code.
+Stack = Literal["keras", "keras-xla", "tuned"]
+STACK_CHOICES = ("keras", "keras-xla", "tuned")
+DEFAULT_STACK = "keras"
 
 
 class DatasetStats(BaseModel):
@@ -36,16 +42,23 @@ class DatasetStats(BaseModel):
     tokenize_examples_per_second: float | None = None
 
 
+MAX_EXAMPLES = 10**11
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+
+
 class Workload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = DEFAULT_MODEL
     arch: ModelArch
-    num_examples: PositiveInt = 25_000
-    epochs: float = Field(2, gt=0)
-    batch_size: PositiveInt = 32
+    # Upper bounds far past any real fine-tune: what lies beyond is a typo, and would overflow the arithmetic.
+    num_examples: PositiveInt = Field(25_000, le=MAX_EXAMPLES)
+    epochs: float = Field(2, gt=0, le=MAX_EPOCHS, allow_inf_nan=False)
+    batch_size: PositiveInt = Field(32, le=MAX_BATCH)
     seq_len: PositiveInt = 128
     precisions: list[Precision] = ["fp32", "mixed"]
+    stack: Stack = DEFAULT_STACK
     dataset: DatasetStats | None = None
 
     @property
@@ -61,6 +74,7 @@ WORKLOAD_FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "batch_size": int,
     "seq_len": int,
     "precision": str,
+    "stack": str,
 }
 
 
@@ -99,18 +113,32 @@ def build_workload(
     batch_size: int | None = None,
     seq_len: int | None = None,
     precision: str | None = None,
+    stack: str | None = None,
 ) -> Workload:
     """Defaults, then the file, then the flags that were given."""
     values: dict[str, Any] = read_workload_file(Path(workload_file)) if workload_file else {}
     flags = dict(model=model, num_examples=num_examples, epochs=epochs, batch_size=batch_size, seq_len=seq_len,
-                 precision=precision)
+                 precision=precision, stack=stack)
     values.update({k: v for k, v in flags.items() if v is not None})
-    for key in ("num_examples", "epochs", "batch_size", "seq_len"):
-        if key in values and values[key] <= 0:
-            raise GpuplanError(f"{key.replace('_', '-')} must be greater than 0, got {values[key]}")
+    limits = {"num_examples": MAX_EXAMPLES, "epochs": MAX_EPOCHS, "batch_size": MAX_BATCH, "seq_len": None}
+    for key, most in limits.items():
+        if key not in values:
+            continue
+        v, name = values[key], key.replace("_", "-")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise GpuplanError(f"{name} must be a finite number, got {v}")
+        if v <= 0:
+            raise GpuplanError(f"{name} must be greater than 0, got {v}")
+        if most is not None and v > most:
+            raise GpuplanError(f"{name} {v:g} is beyond any real fine-tune (at most {most:g}); check the value")
     prec = str(values.pop("precision", "both")).lower()
     if prec not in PRECISION_CHOICES:
         raise GpuplanError(f"unknown precision {prec!r}; use fp32, mixed or both")
+    stack_name = str(values.get("stack", DEFAULT_STACK)).lower()
+    if stack_name not in STACK_CHOICES:
+        raise GpuplanError(f"unknown stack {stack_name!r}.{did_you_mean(stack_name, STACK_CHOICES)} "
+                           f"Use one of {', '.join(STACK_CHOICES)}")
+    values["stack"] = stack_name
     arch = resolve_model(values.get("model", DEFAULT_MODEL))
     seq = values.get("seq_len", 128)
     if seq > arch.max_tokens:

@@ -11,15 +11,16 @@ from gpuplan import render
 from gpuplan.cli import app, examples
 from gpuplan.cli._options import (
     BatchSizeOpt, CatalogOpt, DatasetOpt, EpochsOpt, FormatOpt, LabelColumnOpt, ModelOpt, NumExamplesOpt,
-    PrecisionOpt, RegionOpt, SeqLenOpt, StepsOpt, TextColumnOpt, WorkloadOpt, workload_from_flags,
+    PrecisionOpt, RegionOpt, SeqLenOpt, StackOpt, StepsOpt, TextColumnOpt, WorkloadOpt, finite, workload_from_flags,
 )
 from gpuplan.errors import GpuplanError
 from gpuplan.measured import check_same_model, with_dataset_size
 from gpuplan.measurement import CalibrationResult
 from gpuplan.plan import Estimate, LocalMachine, Plan, Recommendation, check_sort, make_estimate
 from gpuplan.plot import check_plot_path
+from gpuplan.startup_cache import measured_phases
 from gpuplan.workload import Workload, read_workload_file
-from pricing.catalog import load_catalog, select_offers
+from pricing.catalog import load_catalog, price_dates, select_offers
 
 GpusOpt = Annotated[list[str] | None, typer.Option("--gpu", metavar="KEY", help="GPU key (repeatable), e.g. v100, "
                                                    "a10g; 'local' adds this machine (needs --calibrate or "
@@ -27,9 +28,11 @@ GpusOpt = Annotated[list[str] | None, typer.Option("--gpu", metavar="KEY", help=
 InstancesOpt = Annotated[list[str] | None, typer.Option("--instance", metavar="TYPE",
                                                         help="Instance type (repeatable).")]
 SpotOpt = Annotated[bool, typer.Option("--spot", help="Also price spot instances.")]
-DeadlineOpt = Annotated[float | None, typer.Option("--deadline", help="Hours: recommend the cheapest plan that "
+DeadlineOpt = Annotated[float | None, typer.Option("--deadline", parser=finite, metavar="HOURS",
+                                                   help="Hours: recommend the cheapest plan that "
                                                    "finishes in time.")]
-BudgetOpt = Annotated[float | None, typer.Option("--budget", help="USD: recommend the fastest plan within it.")]
+BudgetOpt = Annotated[float | None, typer.Option("--budget", parser=finite, metavar="USD",
+                                                 help="USD: recommend the fastest plan within it.")]
 BaselineOpt = Annotated[str | None, typer.Option("--baseline", help="GPU whose fp32 plan the saving is measured "
                                                  "against. [default: the slowest fp32 plan]")]
 SortOpt = Annotated[str, typer.Option("--sort", help="cost or time.")]
@@ -38,7 +41,8 @@ CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help="A `g
                                                      "whose measurement the estimate uses.")]
 CalibrateOpt = Annotated[bool, typer.Option("--calibrate", help="Run `gpuplan calibrate` on this machine first, "
                                             "with the same workload, and use what it measures.")]
-LocalPriceOpt = Annotated[float, typer.Option("--local-price", help="USD/hour of this machine for --gpu local.")]
+LocalPriceOpt = Annotated[float, typer.Option("--local-price", parser=finite, metavar="USD",
+                                              help="USD/hour of this machine for --gpu local.")]
 WideOpt = Annotated[bool, typer.Option("--wide", help="Every column of each plan, not just the 100-column view.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every plan, not just the Pareto front and the 10 cheapest others.")]
 
@@ -91,7 +95,7 @@ WIDE_COLUMNS = [
 
 def render_estimate(est: Estimate, fmt: str, plot: Path | None = None, *, wide: bool = False,
                     all_plans: bool = False, deadline_hours: float | None = None,
-                    budget_usd: float | None = None) -> None:
+                    budget_usd: float | None = None, prices_of: str = "") -> None:
     """Table, JSON or CSV on stdout; the recommendation and notes as the table's footer (table) or in the JSON.
 
     JSON and CSV always hold every plan; the table shows the Pareto front and the cheapest others unless --all.
@@ -112,7 +116,7 @@ def render_estimate(est: Estimate, fmt: str, plot: Path | None = None, *, wide: 
     render.emit(rows, columns, fmt, json_payload=est.model_dump(mode="json"),
                 csv_keys=list(rows[0]) if rows else list(Plan.model_json_schema(mode="serialization")["properties"]),
                 table_rows=table_rows, tight=True,
-                footer="\n".join(filter(None, [more, footer_text(est, table_rows)])))
+                footer="\n".join(filter(None, [more, footer_text(est, table_rows, prices_of)])))
     if fmt == "table":  # JSON and CSV carry each plan's notes in their rows
         for line in _plan_notes(est):
             render.note(line)
@@ -174,6 +178,15 @@ def _calibrations(wl: Workload, calibration: Path | None, calibrate: bool, datas
         calibrations.append(run_calibration(wl, steps=steps, dataset=dataset, text_column=text_column,
                                             label_column=label_column, progress=ProgressBar(),
                                             notify=lambda m: render.note(f"note: {m}")))
+        from gpuplan.measurement import calibrations_dir, save_somewhere
+
+        # A measurement took minutes: keep it, so the next estimate can reuse it with --calibration.
+        stamp = calibrations[-1].created_at.strftime("%Y%m%d-%H%M%S")
+        saved, notes = save_somewhere(calibrations[-1], calibrations_dir() / f"calibration-{stamp}.json")
+        if saved is not None and not notes:
+            notes = [f"measurement saved to {saved}; reuse it with --calibration {saved}"]
+        for n in notes:
+            render.note(f"note: {n}")
     return calibrations
 
 
@@ -191,14 +204,15 @@ def _sized(wl: Workload, calibrations: list[CalibrationResult], num_examples: in
     return sized
 
 
-def footer_text(est: Estimate, table_rows: list[dict[str, Any]]) -> str:
+def footer_text(est: Estimate, table_rows: list[dict[str, Any]], prices_of: str = "") -> str:
     """Under the table, in plain words: the workload, what the marks mean, what mixed precision buys on the
     recommended GPU, and the recommendation against a baseline (each wrapped to the table's 100 columns)."""
     r, w = est.recommendation, est.workload
     marks = "".join(row.get("mark", "") for row in table_rows)
     legend = "; ".join(["time = start-up + training"] + [f"{m} {text}" for m, text in MARKS if m in marks])
     paras = [f"{w.model}, {w.num_examples:,} examples x {w.epochs:g} epochs, batch {w.batch_size}/GPU, "
-             f"seq-len {w.seq_len}.", legend + "."]
+             f"seq-len {w.seq_len}, stack {w.stack}." + (f" Prices of {prices_of}." if prices_of else ""),
+             legend + "."]
     if r is None:
         paras.append("No recommendation: no plan fits in GPU memory. Lower --batch-size or --seq-len.")
     else:
@@ -248,7 +262,8 @@ def estimate(
     gpu: GpusOpt = None, instance: InstancesOpt = None,
     model: ModelOpt = None, seq_len: SeqLenOpt = None, batch_size: BatchSizeOpt = None,
     num_examples: NumExamplesOpt = None, epochs: EpochsOpt = None, precision: PrecisionOpt = None,
-    workload: WorkloadOpt = None, catalog: CatalogOpt = None, spot: SpotOpt = False, region: RegionOpt = None,
+    stack: StackOpt = None, workload: WorkloadOpt = None, catalog: CatalogOpt = None, spot: SpotOpt = False,
+    region: RegionOpt = None,
     deadline: DeadlineOpt = None, budget: BudgetOpt = None, baseline: BaselineOpt = None, sort: SortOpt = "cost",
     fmt: FormatOpt = "table", plot: PlotOpt = None, wide: WideOpt = False, all_plans: AllOpt = False,
     schema: SchemaOpt = False,
@@ -267,13 +282,15 @@ def estimate(
         check_plot_path(plot)
     if local_price < 0:
         raise GpuplanError(f"--local-price must be 0 or more USD/hour, got {local_price:g}")
-    wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision)
-    cat = load_catalog(catalog, region=region, notes=render.note)
+    wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision, stack)
+    cat = load_catalog(catalog, region=region, notes=render.note, warn_stale=True)
     gpus = [g for g in gpu or [] if g.lower() != "local"]
     local = LocalMachine(price_per_hour=local_price) if len(gpus) < len(gpu or []) else None
     calibrations = _calibrations(wl, calibration, calibrate, dataset, text_column, label_column, steps)
     wl = _sized(wl, calibrations, num_examples, workload)
     offers = select_offers(cat, gpus=gpus, instances=instance)  # the catalog holds only --region's offers already
     est = make_estimate(wl, offers, cat, calibrations=calibrations, spot=spot, deadline_hours=deadline,
-                        budget_usd=budget, sort=sort, baseline_gpu=baseline, local=local)
-    render_estimate(est, fmt, plot, wide=wide, all_plans=all_plans, deadline_hours=deadline, budget_usd=budget)
+                        budget_usd=budget, sort=sort, baseline_gpu=baseline, local=local,
+                        measured_startup=measured_phases())
+    render_estimate(est, fmt, plot, wide=wide, all_plans=all_plans, deadline_hours=deadline, budget_usd=budget,
+                    prices_of=price_dates(offers))
