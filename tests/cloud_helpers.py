@@ -22,7 +22,9 @@ LIVE_STATES = ["pending", "running"]
 MOTO_AMI = ("Deep Learning AMI Ubuntu*",)
 # Fast polling and retries, moto's AMI: what the tests hand to `gpuplan launch` (CliRunner.invoke(..., obj=FAST)).
 FAST = LaunchSettings(poll_seconds=0.02, profile_retry_seconds=0.0, terminate_retry_seconds=0.0,
-                      ami_name_patterns=MOTO_AMI)
+                      ami_name_patterns=MOTO_AMI, proprietary_ami_name_patterns=MOTO_AMI)
+ACCOUNT = "123456789012"  # moto's
+BUCKET_PREFIX = f"gpuplan-{ACCOUNT}-us-east-1-"
 
 ENDPOINT: list[str] = []  # the moto server's URL, set by the test fixture; tests may point AWS_ENDPOINT_URL elsewhere
 
@@ -33,6 +35,23 @@ def ec2():
 
 def s3():
     return boto3.client("s3", region_name="us-east-1", endpoint_url=ENDPOINT[0] if ENDPOINT else None)
+
+
+def gpuplan_bucket() -> str | None:
+    """The bucket a default launch made (its name ends in a random suffix)."""
+    names = [b["Name"] for b in s3().list_buckets()["Buckets"] if b["Name"].startswith(BUCKET_PREFIX)]
+    assert len(names) <= 1, names
+    return names[0] if names else None
+
+
+def user_data(instance_id: str) -> str:
+    """The script EC2 holds for the instance (gzipped when it would not fit EC2's limit otherwise)."""
+    import base64
+    import gzip
+
+    data = ec2().describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    raw = base64.b64decode(data["UserData"]["Value"])
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
 
 
 def gpuplan_instances(states: list[str] | None = None) -> list[dict[str, Any]]:
@@ -104,10 +123,18 @@ class FakeInstances(threading.Thread):
             self.error = e
 
 
+GPU_OF = {"g4dn": ("t4", "Tesla T4"), "g5": ("a10g", "NVIDIA A10G"), "p3": ("v100", "Tesla V100-SXM2-16GB")}
+
+
 def upload_result(result: CalibrationResult) -> Callable[[dict[str, Any]], None]:
+    """Upload the result as each instance's own: a GPU result gets the GPU of the instance's type."""
     def act(inst: dict[str, Any]) -> None:
         bucket, key = tags(inst)["gpuplan:result-uri"][5:].split("/", 1)
-        s3().put_object(Bucket=bucket, Key=key, Body=result.model_dump_json().encode())
+        mine = result.model_copy(deep=True)
+        family = inst["InstanceType"].split(".")[0]
+        if mine.device.kind == "gpu" and mine.device.gpu_key is not None and family in GPU_OF:
+            mine.device.gpu_key, mine.device.name = GPU_OF[family]
+        s3().put_object(Bucket=bucket, Key=key, Body=mine.model_dump_json().encode())
 
     return act
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 
 import boto3
@@ -19,7 +20,7 @@ from gpuplan.cloud.aws import make_clients, translate
 from gpuplan.cloud.launchplan import plan_launch
 from gpuplan.cloud.request import LaunchRequest
 from gpuplan.cloud.start import start_instance
-from gpuplan.cloud.uploads import Prepared
+from gpuplan.cloud.uploads import dry_prepared
 from gpuplan.cloud.wait import LaunchFailed, wait_for_result
 from gpuplan.errors import GpuplanError
 from gpuplan.workload import build_workload
@@ -92,7 +93,7 @@ def test_an_existing_bucket_is_used_as_it_is(clients):
     s3().create_bucket(Bucket="users-own-bucket")
     s3().put_bucket_lifecycle_configuration(Bucket="users-own-bucket", LifecycleConfiguration={"Rules": [
         {"ID": "theirs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 7}}]})
-    assert res.ensure_bucket(clients, "users-own-bucket") is False
+    assert res.ensure_bucket(clients, "users-own-bucket", "123456789012") is False
     (rule,) = s3().get_bucket_lifecycle_configuration(Bucket="users-own-bucket")["Rules"]
     assert rule["ID"] == "theirs"
 
@@ -100,18 +101,25 @@ def test_an_existing_bucket_is_used_as_it_is(clients):
 def test_a_bucket_outside_us_east_1_names_its_region(aws, monkeypatch):
     ENDPOINT[:] = [aws]
     eu = make_clients("eu-west-1")
-    assert res.ensure_bucket(eu, "gpuplan-123456789012-eu-west-1") is True
+    assert res.ensure_bucket(eu, "gpuplan-123456789012-eu-west-1", "123456789012") is True
     assert s3().get_bucket_location(Bucket="gpuplan-123456789012-eu-west-1")["LocationConstraint"] == "eu-west-1"
 
 
-def test_instance_profiles(clients):
-    with pytest.raises(GpuplanError, match="instance profile mine does not exist"):
-        res.ensure_instance_profile(clients, "b", "mine")
-    assert res.ensure_instance_profile(clients, "bucket-a") == ("gpuplan-calibration", True)
-    assert res.ensure_instance_profile(clients, "bucket-b") == ("gpuplan-calibration", False)
-    names = clients.iam.list_role_policies(RoleName="gpuplan-calibration")["PolicyNames"]
-    assert sorted(names) == ["gpuplan-results-bucket-a", "gpuplan-results-bucket-b"]
-    assert res.ensure_instance_profile(clients, "bucket-a", "gpuplan-calibration") == ("gpuplan-calibration", False)
+def test_an_instance_profile_must_exist(clients):
+    with pytest.raises(GpuplanError, match="instance profile mine does not exist.*needs no IAM at all"):
+        res.check_instance_profile(clients, "mine")
+    clients.iam.create_instance_profile(InstanceProfileName="mine")
+    res.check_instance_profile(clients, "mine")
+
+
+def test_the_default_bucket_is_not_guessable_and_found_again(clients):
+    name = res.new_bucket_name("123456789012", "us-east-1")
+    assert re.fullmatch(r"gpuplan-123456789012-us-east-1-[0-9a-f]{8}", name) and len(name) <= 63
+    assert name != res.new_bucket_name("123456789012", "us-east-1")
+    assert res.find_own_bucket(clients, "123456789012") is None
+    res.ensure_bucket(clients, name, "123456789012")
+    s3().create_bucket(Bucket="gpuplan-123456789012-us-east-1")  # the old, guessable name is not picked
+    assert res.find_own_bucket(clients, "123456789012") == name
 
 
 def test_security_group_has_no_inbound_rule_and_is_reused(clients):
@@ -134,9 +142,11 @@ def test_plan_costs_are_price_times_minutes(clients):
     assert t.expected_minutes == pytest.approx((300 + 300 + 2 * 120) / 60)
     assert t.expected_usd == pytest.approx(0.526 * t.expected_minutes / 60)
     assert t.max_usd == pytest.approx(0.526)
-    assert plan.timeout_minutes == 65 and plan.bucket == "gpuplan-123456789012-us-east-1"
+    assert plan.timeout_minutes == 65 and plan.bucket.startswith("gpuplan-123456789012-us-east-1-")
+    assert plan.url_minutes == 75 and plan.instance_profile is None
     spot = plan_launch(request(spot=True), bundled_catalog(), clients, FAST).targets[0]
-    assert (spot.usd_per_hour, spot.price_basis) == (0.208, "typical spot")
+    bundled = next(o for o in bundled_catalog().offers if o.key == ("g4dn.xlarge", "us-east-1")).price("spot")
+    assert (spot.usd_per_hour, spot.price_basis) == (bundled, "typical spot")
     with pytest.raises(GpuplanError, match="given twice"):
         plan_launch(LaunchRequest(workload=build_workload(), instance_types=["g4dn.xlarge"] * 2), bundled_catalog(),
                     clients, FAST)
@@ -154,7 +164,7 @@ def test_start_instance_faults_with_stubber(clients, code, fragment):
     with Stubber(clients.ec2) as stub:
         stub.add_client_error("run_instances", service_error_code=code, service_message=code, http_status_code=400)
         with pytest.raises(GpuplanError, match=fragment.replace(".", r"\.")):
-            start_instance(plan, Prepared(security_group_id="sg-1"), plan.targets[0], clients)
+            start_instance(plan, dry_prepared(plan, None), plan.targets[0], clients)
         stub.assert_no_pending_responses()
 
 
@@ -164,7 +174,7 @@ def test_spot_capacity_with_stubber(clients):
         stub.add_client_error("run_instances", service_error_code="InsufficientInstanceCapacity",
                               http_status_code=500)
         with pytest.raises(GpuplanError, match="retry in a few minutes") as e:
-            start_instance(plan, Prepared(security_group_id="sg-1"), plan.targets[0], clients)
+            start_instance(plan, dry_prepared(plan, None), plan.targets[0], clients)
         assert "or --spot" not in str(e.value)
 
 
@@ -237,3 +247,60 @@ def test_instances_age_and_cost(aws):
         c.ec2.terminate_instances(InstanceIds=[iid])
     assert live_instances() == []
     ENDPOINT.clear()
+
+
+@pytest.mark.parametrize("max_minutes, timeout, fragment", [
+    (241, None, "--max-minutes: input should be less than or equal to 240"),
+    (45, float("nan"), "--timeout: input should be a finite number"),
+    (45, float("inf"), "--timeout: input should be a finite number"),
+    (45, 301.0, "--timeout: input should be less than or equal to 300"),
+    (-1, None, "--max-minutes: input should be greater than 0"),
+])
+def test_watchdog_and_timeout_bounds(max_minutes, timeout, fragment):
+    from gpuplan.cloud.request import new_request
+
+    with pytest.raises(GpuplanError, match=fragment):
+        new_request(workload=build_workload(), instance_types=["g4dn.xlarge"], max_minutes=max_minutes,
+                    timeout_minutes=timeout)
+
+
+def test_credentials_expiry_against_the_url_lifetime():
+    from types import SimpleNamespace
+
+    from gpuplan.cloud.launchplan import check_credentials
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    soon = SimpleNamespace(_expiry_time=now + dt.timedelta(minutes=30), token="t")
+    with pytest.raises(GpuplanError, match="expire in 30 min, but the instance's presigned URLs must work for 60 min"):
+        check_credentials(soon, 60, now)
+    later = SimpleNamespace(_expiry_time=now + dt.timedelta(hours=3), token="t")
+    assert "expire in 180 min" in check_credentials(later, 60, now)
+    assert "expiry gpuplan cannot see" in check_credentials(SimpleNamespace(token="t"), 60, now)
+    assert "long-term keys" in check_credentials(SimpleNamespace(token=None), 60, now)
+
+
+def test_phases_from_stamps_and_the_result():
+    from gpuplan.cloud.phases import compute, read_stamps
+
+    stamps = read_stamps("start 1000.0\nuptime 31.5\ndriver 1004.0\ninstall 1250.0\ncalibrated 1400.0\n")
+    result = {"runs": [
+        {"precision": "fp32", "warmup_steps": 2, "warmup_seconds": 22.0, "step_seconds": 2.0, "train_seconds": 80.0},
+        {"precision": "mixed", "warmup_steps": 2, "warmup_seconds": 12.0, "step_seconds": 1.0, "train_seconds": 40.0},
+    ]}
+    phases = compute(stamps, result, launched_at=955.0)
+    assert phases == {"boot": 45.0, "driver": 4.0, "install": 246.0, "calibrate": 150.0, "run_fp32": 80.0,
+                      "run_mixed": 40.0, "model_download": 30.0, "trace": 20.0}
+    assert compute(stamps, result, launched_at=0.0)["boot"] == 31.5  # no client clock: the kernel's uptime
+
+
+def test_presigned_urls_cover_one_key_each_and_expire(clients):
+    from urllib.parse import parse_qs, urlparse
+
+    from gpuplan.cloud.uploads import presign
+
+    url = presign(clients, "put_object", "s3://bkt-x/gpuplan/L1/result.json", "123456789012", 60)
+    parts = urlparse(url)
+    query = parse_qs(parts.query)
+    assert parts.path == "/bkt-x/gpuplan/L1/result.json"
+    assert query["X-Amz-Expires"] == ["3600"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert "x-amz-expected-bucket-owner" in query["X-Amz-SignedHeaders"][0]  # the instance must send the owner

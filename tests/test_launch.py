@@ -6,14 +6,13 @@ Every test ends by checking that no instance is left pending or running.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
 
 import pytest
-from cloud_helpers import (ENDPOINT, FAST, FakeInstances, ec2, fail_operation, gpuplan_instances, live_instances, make_result,
-                           patch_response, s3, tags, upload_result)
+from cloud_helpers import (ENDPOINT, FAST, FakeInstances, ec2, fail_operation, gpuplan_bucket, gpuplan_instances,
+                           live_instances, make_result, patch_response, s3, tags, upload_result, user_data)
 from typer.testing import CliRunner
 
 import gpuplan
@@ -23,7 +22,6 @@ from gpuplan.cloud import resources
 
 runner = CliRunner()
 ACCOUNT = "123456789012"  # moto's
-BUCKET = f"gpuplan-{ACCOUNT}-us-east-1"
 
 
 @pytest.fixture
@@ -93,17 +91,18 @@ def test_launch_measures_terminates_and_prints_the_measured_estimate(cloud, on_c
     # The plan, with its cost, and the progress went to stderr.
     assert "Expected cost of the calibration: ~$" in result.stderr
     assert "g4dn.xlarge: $0.526/h on-demand" in result.stderr
-    assert "created bucket s3://" + BUCKET in result.stderr
+    bucket = gpuplan_bucket()
+    assert "created bucket s3://" + bucket in result.stderr
     assert "terminated" in result.stderr
 
     (inst,) = gpuplan_instances()
     assert inst["State"]["Name"] in ("shutting-down", "terminated")
     t = tags(inst)
-    assert t["gpuplan:result-uri"] == f"s3://{BUCKET}/gpuplan/{t['gpuplan:launch-id']}/result.json"
+    assert t["gpuplan:result-uri"] == f"s3://{bucket}/gpuplan/{t['gpuplan:launch-id']}/result.json"
     assert t["Name"] == f"gpuplan-calibration-{t['gpuplan:launch-id']}"
     assert inst["MetadataOptions"]["HttpTokens"] == "required"
     (params,) = sent  # what EC2 was asked for (moto forgets the profile and volume details on termination)
-    assert params["IamInstanceProfile"] == {"Name": "gpuplan-calibration"}
+    assert "IamInstanceProfile" not in params  # no IAM: the instance gets presigned URLs
     (root,) = params["BlockDeviceMappings"]
     assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["DeleteOnTermination"] is True
     assert "InstanceMarketOptions" not in params
@@ -113,15 +112,19 @@ def test_launch_measures_terminates_and_prints_the_measured_estimate(cloud, on_c
     attr = ec2().describe_instance_attribute(InstanceId=inst["InstanceId"],
                                              Attribute="instanceInitiatedShutdownBehavior")
     assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
-    data = ec2().describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
-    script = base64.b64decode(data["UserData"]["Value"]).decode()
+    script = user_data(inst["InstanceId"])
     assert script.startswith("#!/bin/bash") and "set -euo pipefail" in script
     assert "shutdown -h \"+$MAX_MINUTES\"" in script and "MAX_MINUTES=45" in script
     assert "CALIBRATE_ARGS=(--model bert-base-uncased" in script and "--steps 20" in script
-    assert "testing" not in script  # the fake credentials of this test: none in user data
+    assert "X-Amz-Signature=" in script and "X-Amz-Credential=testing" in script  # presigned URLs, their key id
+    assert "X-Amz-Credential=testing%2F" in script and "AWS_SECRET" not in script  # no secret, only signatures
+    assert f"BUCKET_OWNER={ACCOUNT}" in script
 
 
-def test_launch_creates_a_private_encrypted_expiring_bucket_and_a_narrow_role(cloud, tmp_path, monkeypatch):
+def test_launch_creates_a_private_encrypted_expiring_bucket_and_no_iam_at_all(cloud, tmp_path, monkeypatch,
+                                                                             on_clients):
+    made = []
+    on_clients.append(made.append)
     monkeypatch.chdir(tmp_path)
     fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
     fake.start()
@@ -129,28 +132,28 @@ def test_launch_creates_a_private_encrypted_expiring_bucket_and_a_narrow_role(cl
     fake.join()
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "saved").glob("*-g4dn.xlarge.json"))) == 1
-    enc = s3().get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    bucket = gpuplan_bucket()
+    enc = s3().get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    block = s3().get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    block = s3().get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
-    (rule,) = s3().get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    (rule,) = s3().get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rule["Filter"]["Prefix"] == "gpuplan/" and rule["Expiration"]["Days"] == 30
     import boto3
 
+    # No IAM in the default path: no client for it was even made, and no role or instance profile exists.
+    assert all("iam" not in c.used for c in made)
     iam = boto3.client("iam")
-    doc = iam.get_role_policy(RoleName="gpuplan-calibration", PolicyName=f"gpuplan-results-{BUCKET}")["PolicyDocument"]
-    doc = json.loads(doc) if isinstance(doc, str) else doc
-    (stmt,) = doc["Statement"]
-    assert stmt["Resource"] == f"arn:aws:s3:::{BUCKET}/gpuplan/*"
-    assert sorted(stmt["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert iam.list_roles()["Roles"] == [] and iam.list_instance_profiles()["InstanceProfiles"] == []
 
-    # A second launch reuses all of it and creates nothing.
+    # A second launch reuses the bucket (found by its prefix) and creates nothing.
     fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
     fake.start()
     again = launch()
     fake.join()
     assert again.exit_code == 0, again.output
     assert "created" not in again.stderr
+    assert gpuplan_bucket() == bucket
 
 
 def test_several_instance_types_run_in_parallel(cloud):
@@ -213,8 +216,7 @@ def test_an_instance_that_ends_without_a_result_shows_its_log(cloud):
     fake.start()
     result = launch()
     fake.join()
-    failed(result, "g4dn.xlarge", "ended", "without a result", "bootstrap.log",
-           "this gpuplan version is not on PyPI", "--wheel dist/gpuplan-*.whl")
+    failed(result, "g4dn.xlarge", "ended", "without a result", "bootstrap.log")
     assert "No matching distribution found for gpuplan==0.1.0" in result.stderr
 
 
@@ -284,6 +286,9 @@ def test_sigterm_during_the_wait_terminates(cloud):
 
 
 def test_new_instance_profile_is_retried_until_ec2_sees_it(cloud, on_clients):
+    import boto3
+
+    boto3.client("iam").create_instance_profile(InstanceProfileName="gpuplan-calibration")
     calls = []
 
     def first_two(params):
@@ -297,10 +302,13 @@ def test_new_instance_profile_is_retried_until_ec2_sees_it(cloud, on_clients):
         when=first_two))
     fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
     fake.start()
-    result = launch()
+    result = launch("--instance-profile", "gpuplan-calibration")
     fake.join()
     assert result.exit_code == 0, result.output
     assert len(calls) == 3
+    assert "access: instance profile gpuplan-calibration" in result.stderr
+    script = user_data(gpuplan_instances()[0]["InstanceId"])
+    assert "RESULT_URL=s3://" in script and "X-Amz-Signature" not in script  # the role's credentials, no URLs
 
 
 def test_a_failed_termination_is_loud_and_instances_terminate_recovers(cloud, on_clients):
@@ -325,10 +333,13 @@ def test_dry_run_checks_permissions_and_creates_nothing(cloud):
     result = invoke("launch", "--instance", "g4dn.xlarge", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "g4dn.xlarge: EC2 would accept the launch (DryRun)" in result.stderr
-    assert "bucket: s3://" + BUCKET + " (to create: private, encrypted" in result.stderr
+    assert "bucket: s3://gpuplan-123456789012-us-east-1-" in result.stderr
+    assert "(to create: private, encrypted" in result.stderr
     assert "Dry run: nothing was created or started." in result.stderr
+    assert result.stdout.startswith("#!/bin/bash") and "?<presigned at launch>" in result.stdout
+    assert '"ec2:RunInstances"' in result.stderr and "iam:" not in result.stderr
     assert gpuplan_instances() == []
-    assert BUCKET not in [b["Name"] for b in s3().list_buckets()["Buckets"]]
+    assert gpuplan_bucket() is None
 
 
 def test_dry_run_reports_denied_permission(cloud, on_clients):
@@ -354,11 +365,18 @@ def test_accepting_the_prompt_launches(cloud):
     assert "measured" in result.stdout
 
 
-def test_p3_warns_that_current_dlamis_do_not_list_it(cloud, monkeypatch):
+def test_p3_gets_an_image_with_the_proprietary_driver(cloud, monkeypatch):
+    from dataclasses import replace
+
     monkeypatch.setattr(resources, "check_instance_type", lambda clients, t: None)  # moto lists no p3
-    result = invoke("launch", "--instance", "p3.2xlarge", "--dry-run")
+    # moto's two DL images stand in for the proprietary-driver one (Amazon Linux) and the open-driver one (Ubuntu).
+    settings = replace(FAST, proprietary_ami_name_patterns=("Deep Learning AMI Amazon Linux*",))
+    result = runner.invoke(app, ["launch", "--instance", "p3.2xlarge", "--instance", "g4dn.xlarge", "--dry-run"],
+                           obj=settings)
     assert result.exit_code == 0, result.output
-    assert "warning: p3.2xlarge: current Deep Learning AMIs no longer list P3" in result.stderr
+    amis = [ln for ln in result.stderr.splitlines() if ln.strip().startswith("AMI: ")]
+    assert len(amis) == 2 and amis[0] != amis[1]
+    assert "Deep Learning AMI Amazon Linux" in amis[0] and "Ubuntu" in amis[1] and "--ami-id" not in result.stderr
 
 
 def test_a_local_model_and_a_wheel_are_shipped_through_s3(cloud, tmp_path):
@@ -377,12 +395,12 @@ def test_a_local_model_and_a_wheel_are_shipped_through_s3(cloud, tmp_path):
     assert result.exit_code == 0, result.output
     (inst,) = gpuplan_instances()
     lid = tags(inst)["gpuplan:launch-id"]
-    keys = {o["Key"] for o in s3().list_objects_v2(Bucket=BUCKET)["Contents"]}
+    bucket = gpuplan_bucket()
+    keys = {o["Key"] for o in s3().list_objects_v2(Bucket=bucket)["Contents"]}
     assert {f"gpuplan/{lid}/model/config.json", f"gpuplan/{lid}/{wheel.name}"} <= keys
-    data = ec2().describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
-    script = base64.b64decode(data["UserData"]["Value"]).decode()
-    assert f"MODEL_URI=s3://{BUCKET}/gpuplan/{lid}/model/config.json" in script
-    assert f"WHEEL_URI=s3://{BUCKET}/gpuplan/{lid}/{wheel.name}" in script
+    script = user_data(inst["InstanceId"])
+    assert f"MODEL_URL='{cloud}/{bucket}/gpuplan/{lid}/model/config.json?X-Amz-Algorithm" in script
+    assert f"WHEEL_URL='{cloud}/{bucket}/gpuplan/{lid}/{wheel.name}?X-Amz-Algorithm" in script
     assert "CALIBRATE_ARGS=(--num-examples" in script and "--warmup-steps=1)" in script
 
 
@@ -443,7 +461,7 @@ def test_access_denied_creating_the_bucket(cloud, on_clients):
 
 def test_a_bucket_owned_by_someone_else(cloud, on_clients):
     on_clients.append(lambda c: fail_operation(c.s3, "HeadBucket", "403", status=403))
-    failed(launch("--bucket", "somebody-elses-bucket"), "somebody-elses-bucket exists but you cannot use it")
+    failed(launch("--bucket", "somebody-elses-bucket"), "somebody-elses-bucket exists but is not your account's")
 
 
 # --- gpuplan instances ---------------------------------------------------------------------------------------------
@@ -494,6 +512,9 @@ def test_instances_lists_and_terminates_only_gpuplan_instances(cloud):
 @pytest.mark.parametrize("args, fragment", [
     (["--timeout", "-1"], "--timeout: input should be greater than 0"),
     (["--max-minutes", "0"], "--max-minutes: input should be greater than 0"),
+    (["--max-minutes", "1000"], "--max-minutes: input should be less than or equal to 240"),
+    (["--timeout", "nan"], "--timeout: input should be a finite number"),
+    (["--timeout", "inf"], "--timeout: input should be a finite number"),
     (["--steps", "0"], "--steps: input should be greater than 0"),
     (["--format", "yaml"], "unknown format 'yaml'"),
     (["--wheel", "missing.whl"], "wheel missing.whl does not exist"),
@@ -516,14 +537,14 @@ def test_from_a_source_checkout_the_instance_gets_this_very_gpuplan(cloud):
     result = launch()
     fake.join()
     assert result.exit_code == 0, result.output
-    assert "installs this gpuplan, built as a wheel from" in result.stderr
+    assert "installs this gpuplan (built as a wheel from the checkout" in result.stderr
     (inst,) = gpuplan_instances()
     lid = tags(inst)["gpuplan:launch-id"]
-    keys = {o["Key"] for o in s3().list_objects_v2(Bucket=BUCKET)["Contents"]}
+    keys = {o["Key"] for o in s3().list_objects_v2(Bucket=gpuplan_bucket())["Contents"]}
     assert f"gpuplan/{lid}/gpuplan-{gpuplan.__version__}-py3-none-any.whl" in keys
-    script = base64.b64decode(ec2().describe_instance_attribute(
-        InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
-    assert f"WHEEL_URI=s3://{BUCKET}/gpuplan/{lid}/gpuplan-{gpuplan.__version__}-py3-none-any.whl" in script
+    script = user_data(inst["InstanceId"])
+    assert f"WHEEL_NAME=gpuplan-{gpuplan.__version__}-py3-none-any.whl" in script
+    assert f"/gpuplan/{lid}/gpuplan-{gpuplan.__version__}-py3-none-any.whl?X-Amz-" in script
 
 
 def test_a_local_dataset_is_checked_here_and_shipped_through_s3(cloud, tmp_path):
@@ -537,10 +558,10 @@ def test_a_local_dataset_is_checked_here_and_shipped_through_s3(cloud, tmp_path)
     assert "--dataset <your reviews.csv, shipped via S3>" in result.stderr
     (inst,) = gpuplan_instances()
     lid = tags(inst)["gpuplan:launch-id"]
-    assert s3().get_object(Bucket=BUCKET, Key=f"gpuplan/{lid}/data/reviews.csv")["Body"].read() == data.read_bytes()
-    script = base64.b64decode(ec2().describe_instance_attribute(
-        InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
-    assert f"DATASET_URI=s3://{BUCKET}/gpuplan/{lid}/data/reviews.csv" in script
+    bucket = gpuplan_bucket()
+    assert s3().get_object(Bucket=bucket, Key=f"gpuplan/{lid}/data/reviews.csv")["Body"].read() == data.read_bytes()
+    script = user_data(inst["InstanceId"])
+    assert f"/{bucket}/gpuplan/{lid}/data/reviews.csv?X-Amz-" in script and "DATASET_NAME=reviews.csv" in script
     assert "--text-column review --label-column stars" in script
 
 
@@ -554,4 +575,4 @@ def test_a_bad_dataset_fails_before_anything_is_created(cloud, tmp_path, args, m
     result = launch(*[a.format(data=data) for a in args])
     failed(result, message)
     assert gpuplan_instances() == []
-    assert BUCKET not in [b["Name"] for b in s3().list_buckets()["Buckets"]]  # nothing was created
+    assert gpuplan_bucket() is None  # nothing was created

@@ -16,6 +16,7 @@ from gpuplan.cli._options import (
     SeqLenOpt, StepsOpt, TextColumnOpt, WorkloadOpt, workload_from_flags,
 )
 from gpuplan.errors import GpuplanError
+from gpuplan.cloud.request import MAX_TIMEOUT_MINUTES, MAX_WATCHDOG_MINUTES
 from pricing.models import DEFAULT_REGION
 
 if TYPE_CHECKING:
@@ -26,21 +27,28 @@ AwsRegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region. 
 InstanceOpt = Annotated[list[str], typer.Option("--instance", metavar="TYPE", help="EC2 instance type to measure on "
                                                 "(repeatable: several run in parallel), e.g. g5.xlarge.")]
 SpotOpt = Annotated[bool, typer.Option("--spot", help="Use spot instances (cheaper; AWS may interrupt them).")]
-BucketOpt = Annotated[str | None, typer.Option("--bucket", help="S3 bucket for results. [default: "
-                                               "gpuplan-ACCOUNT-REGION, created private and encrypted]")]
+BucketOpt = Annotated[str | None, typer.Option("--bucket", help="S3 bucket for results (must be your account's). "
+                                               "[default: your gpuplan-ACCOUNT-REGION-* bucket, else a new one: "
+                                               "private, encrypted, random suffix]")]
 AmiOpt = Annotated[str | None, typer.Option("--ami-id", help="AMI to boot. [default: the latest Deep Learning Base "
-                                            "AMI]")]
-ProfileOpt = Annotated[str | None, typer.Option("--instance-profile", help="Existing instance profile to use. "
-                                                "[default: gpuplan-calibration, created]")]
-WheelOpt = Annotated[Path | None, typer.Option("--wheel", help="Install this gpuplan wheel on the instance instead of "
-                                               "the PyPI release of this version.")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Minutes to wait for a result before "
-                                                  "terminating. [default: --max-minutes + 5]")]
+                                            "AMI whose NVIDIA driver supports the GPU (proprietary driver for P3/G3)]")]
+ProfileOpt = Annotated[str | None, typer.Option("--instance-profile", help="An existing instance profile to give the "
+                                                "instance, for organisations that require a role; its role needs "
+                                                "s3:GetObject and s3:PutObject on the bucket's gpuplan/*. "
+                                                "[default: none; the instance gets presigned URLs]")]
+WheelOpt = Annotated[Path | None, typer.Option("--wheel", help="Install this gpuplan wheel on the instance. "
+                                               "[default: this gpuplan, built from the checkout or packed from the "
+                                               "installed files]")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help=f"Minutes to wait for a result before "
+                                                  f"terminating, at most {MAX_TIMEOUT_MINUTES}. "
+                                                  "[default: --max-minutes + 5]")]
 MaxMinutesOpt = Annotated[int, typer.Option("--max-minutes", help="Watchdog: the instance powers itself off (and "
-                                            "terminates) after this many minutes, whatever happens.")]
+                                            "terminates) after this many minutes, whatever happens; at most "
+                                            f"{MAX_WATCHDOG_MINUTES}.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Launch without asking.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan and check permissions with EC2's DryRun; "
-                                         "start nothing.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan, its cost, the user data (stdout) and "
+                                         "the IAM policy it needs; with credentials, run every check the launch runs "
+                                         "(EC2's DryRun included). Creates and starts nothing.")]
 CalibrateArgOpt = Annotated[list[str] | None, typer.Option("--calibrate-arg", help="Extra flag for `gpuplan calibrate` "
                                                            "on the instance (repeatable), e.g. "
                                                            "--calibrate-arg=--warmup-steps=2.")]
@@ -67,11 +75,12 @@ def launch(
     text_column: TextColumnOpt = "text", label_column: LabelColumnOpt = "label", fmt: FormatOpt = "table",
 ) -> None:
     """Measure on EC2 GPUs, always terminate them, print the estimate."""
-    from gpuplan.cloud import fleet, launchplan, report, start, uploads
+    from gpuplan.cloud import fleet, launchplan, report, uploads
     from gpuplan.cloud.aws import make_clients
     from gpuplan.cloud.describe import describe_plan
     from gpuplan.cloud.request import new_request
     from gpuplan.cloud.settings import LaunchSettings
+    from gpuplan.startup_cache import record_phases
     from pricing.catalog import load_catalog, select_offers
 
     render.check_format(fmt)
@@ -85,11 +94,11 @@ def launch(
                           max_minutes=max_minutes, steps=steps, extra_calibrate_args=calibrate_arg or [],
                           dataset=dataset, text_column=text_column, label_column=label_column)
     clients = make_clients(region)
+    if dry_run:
+        _dry_run(request, cat, clients, settings)
+        return
     plan = launchplan.plan_launch(request, cat, clients, settings)
     _notes(describe_plan(plan))
-    if dry_run:
-        _notes([*start.dry_run(plan, clients), "Dry run: nothing was created or started."])
-        return
     if not yes and not _confirmed():
         render.note("Nothing was launched.")
         raise typer.Exit(1)
@@ -97,7 +106,34 @@ def launch(
     _notes(f"created {item}" for item in prepared.created)
     with _ProgressView() as view:
         outcomes = fleet.launch_all(plan, prepared, clients, listener=view, settings=settings)
-    _render_report(report.collect(outcomes, cat), lambda r: report.launch_estimate(r, wl, cat, plan, spot), fmt, save)
+    rep = report.collect(outcomes, cat)
+    _notes(rep.phase_lines())
+    for instance_type, phases in rep.startup_phases():
+        record_phases(instance_type, phases)  # the start-up model uses the family's measured phases from now on
+    _render_report(rep, lambda r: report.launch_estimate(r, wl, cat, plan, spot), fmt, save)
+
+
+def _dry_run(request, cat, clients, settings) -> None:  # type: ignore[no-untyped-def]
+    """The plan, the user data and the policy; every AWS check of the launch when there are credentials."""
+    from gpuplan.cloud import launchplan, start, uploads
+    from gpuplan.cloud.describe import describe_plan
+    from gpuplan.cloud.policy import policy_json
+
+    offline = clients.credentials() is None
+    plan = launchplan.plan_launch(request, cat, None if offline else clients, settings)
+    _notes(describe_plan(plan))
+    if offline:
+        _notes([f"Skipped without AWS credentials: {', '.join(launchplan.OFFLINE_SKIPPED)}."])
+    else:
+        _notes(start.dry_run(plan, uploads.dry_prepared(plan, clients), clients))
+    shown = uploads.dry_prepared(plan, None)  # the URLs as placeholders: real ones would grant access
+    first = plan.targets[0]
+    script = start.user_data(plan, shown, first)
+    sys.stdout.write(script)
+    _notes([f"The user data of {first.instance_type} ({len(script.encode())} bytes with placeholder URLs) is on "
+            "stdout.", "The permissions this launch needs (an IAM policy for your user or role):",
+            *policy_json(request.bucket or "gpuplan-*", bool(request.instance_profile)).splitlines(),
+            "Dry run: nothing was created or started."])
 
 
 def _notes(lines) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pricing.awsclient import error_code, error_message
 __all__ = ["Clients", "aws_errors", "error_code", "error_message", "make_clients", "resolve_region", "translate"]
 
 QUOTAS_URL = "https://console.aws.amazon.com/servicequotas/"
-PERMISSIONS_HINT = "see the IAM permissions gpuplan needs in the README (Launch: IAM permissions)"
+PERMISSIONS_HINT = "the IAM permissions `gpuplan launch --dry-run` prints (README: Launch, IAM permissions)"
 
 
 class Clients:
@@ -35,6 +35,27 @@ class Clients:
             if name not in self._made:
                 self._made[name] = awsclient.make_client(name, self.region, self._session)
             return self._made[name]
+
+    @property
+    def presigner(self) -> Any:
+        """An S3 client that signs URLs with SigV4 (what every region accepts); signing is local, no call."""
+        with self._lock:
+            if "presigner" not in self._made:
+                from botocore.config import Config
+
+                self._made["presigner"] = self._session.client("s3", region_name=self.region,
+                                                               config=Config(signature_version="s3v4"))
+            return self._made["presigner"]
+
+    def credentials(self) -> Any:
+        """botocore's credentials, or None when there are none (resolving them makes no AWS call for keys and
+        profiles; SSO and assume-role profiles may call their service)."""
+        return self._session.get_credentials()
+
+    @property
+    def used(self) -> list[str]:
+        """The services a client was made for, so far (a default launch never makes an IAM one)."""
+        return sorted(self._made)
 
     ec2 = property(lambda self: self.client("ec2"))
     s3 = property(lambda self: self.client("s3"))

@@ -7,7 +7,6 @@ from importlib import resources
 
 from pydantic import BaseModel, Field
 
-from gpuplan import __version__
 from gpuplan.errors import GpuplanError
 from gpuplan.workload import Workload
 
@@ -18,14 +17,17 @@ USER_DATA_LIMIT = 16 * 1024  # EC2's limit on user data, before base64
 class BootstrapParams(BaseModel):
     launch_id: str
     region: str
-    result_uri: str
-    log_uri: str
+    bucket_owner: str = Field(description="the account that must own the bucket (x-amz-expected-bucket-owner)")
+    launched_at: float = Field(0.0, description="the client's clock when it asked EC2 for the instance (epoch s)")
+    result_url: str = Field(description="presigned PUT URL, or s3:// URI with --instance-profile")
+    log_url: str
     max_minutes: int = Field(gt=0)
-    install_spec: str = f"gpuplan=={__version__}"
     tf_spec: str = TF_SPEC
-    wheel_uri: str = ""
-    model_uri: str = Field("", description="s3:// URI of a config.json shipped by the client (a local --model)")
-    dataset_uri: str = Field("", description="s3:// URI of a dataset file shipped by the client (a local --dataset)")
+    wheel_url: str
+    wheel_name: str
+    model_url: str = Field("", description="where the client shipped a local --model's config.json")
+    dataset_url: str = Field("", description="where the client shipped a local --dataset file")
+    dataset_name: str = ""
     calibrate_args: list[str] = []
 
 
@@ -47,20 +49,31 @@ def _template(name: str) -> str:
 
 def render_user_data(params: BootstrapParams) -> str:
     values = {
-        "LAUNCH_ID": params.launch_id, "RESULT_URI": params.result_uri, "LOG_URI": params.log_uri,
-        "MAX_MINUTES": str(params.max_minutes), "INSTALL_SPEC": params.install_spec, "TF_SPEC": params.tf_spec,
-        "WHEEL_URI": params.wheel_uri, "MODEL_URI": params.model_uri, "DATASET_URI": params.dataset_uri,
+        "LAUNCH_ID": params.launch_id, "BUCKET_OWNER": params.bucket_owner, "LAUNCHED_AT": f"{params.launched_at:.3f}",
+        "RESULT_URL": params.result_url, "LOG_URL": params.log_url, "MAX_MINUTES": str(params.max_minutes),
+        "TF_SPEC": params.tf_spec, "WHEEL_URL": params.wheel_url, "WHEEL_NAME": params.wheel_name,
+        "MODEL_URL": params.model_url, "DATASET_URL": params.dataset_url, "DATASET_NAME": params.dataset_name,
     }
     lines = [f"{k}={shlex.quote(v)}" for k, v in values.items()]
     lines.append(f"CALIBRATE_ARGS=({' '.join(shlex.quote(a) for a in params.calibrate_args)})")
-    # The instance's boto3 and AWS CLI need the bucket's region; credentials come from the instance profile.
+    # With --instance-profile the instance's boto3 and AWS CLI need the bucket's region.
     lines.append(f"export AWS_DEFAULT_REGION={shlex.quote(params.region)}")
     s3cp = _template("s3cp.py").rstrip("\n")
     if "GPUPLAN_S3CP_EOF" in s3cp:
         raise AssertionError("s3cp.py must not contain the heredoc terminator")
-    script = _template("bootstrap.sh").replace("# @@PARAMETERS@@", "\n".join(lines)).replace("# @@S3CP_PY@@", s3cp)
-    size = len(script.encode())
-    if size > USER_DATA_LIMIT:
-        raise GpuplanError(f"the bootstrap script is {size} bytes, over EC2's {USER_DATA_LIMIT}-byte user data limit; "
-                           "use shorter workload flags")
-    return script
+    return _template("bootstrap.sh").replace("# @@PARAMETERS@@", "\n".join(lines)).replace("# @@S3CP_PY@@", s3cp)
+
+
+def encode_user_data(script: str) -> bytes:
+    """The bytes EC2 gets: the script as it is when it fits the 16 KB limit, else gzipped (cloud-init unpacks gzip
+    user data; long presigned URLs, which carry a session token each, compress well). Too big even so: an error."""
+    import gzip
+
+    raw = script.encode()
+    if len(raw) <= USER_DATA_LIMIT:
+        return raw
+    packed = gzip.compress(raw, mtime=0)
+    if len(packed) > USER_DATA_LIMIT:
+        raise GpuplanError(f"the bootstrap script is {len(raw)} bytes ({len(packed)} gzipped), over EC2's "
+                           f"{USER_DATA_LIMIT}-byte user data limit; use shorter workload flags")
+    return packed

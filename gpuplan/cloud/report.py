@@ -17,6 +17,13 @@ from gpuplan.workload import Workload
 from pricing.models import Catalog
 
 
+PHASE_LABELS = {"model_download": "model download", "trace": "trace (first step)", "calibrate": "calibrate in all"}
+
+
+def _seconds(v: float) -> str:
+    return f"{v:.0f}s" if v < 120 else f"{v / 60:.1f} min"
+
+
 def complete_device(result: CalibrationResult, catalog: Catalog, instance_type: str) -> CalibrationResult:
     """Name the instance and, when the instance's calibrate did not recognise its GPU, the catalog's GPU key."""
     result = result.model_copy(deep=True)
@@ -43,6 +50,23 @@ class LaunchReport(BaseModel):
         """(instance type, its failure) for the failed launches whose instance left a log: its last lines say why."""
         return [(o.target.instance_type, o.error) for o in self.failed
                 if isinstance(o.error, LaunchFailed) and o.error.log_tail]
+
+    def phase_lines(self) -> list[str]:
+        """What each instance spent before and during its calibration, as measured there."""
+        lines = []
+        for o, result in self.measured:
+            if result.phases:
+                parts = [f"{PHASE_LABELS.get(k, k.replace('run_', '').replace('_', ' '))} "
+                         f"{_seconds(v)}" for k, v in result.phases.items()]
+                lines.append(f"{o.target.instance_type} phases (measured): {', '.join(parts)}")
+        return lines
+
+    def startup_phases(self) -> list[tuple[str, dict[str, float]]]:
+        """(instance type, the start-up model's phases) for each measured launch, to keep in the user's cache."""
+        from gpuplan.cloud.phases import STARTUP_PHASES
+
+        return [(o.target.instance_type, {k: v for k, v in r.phases.items() if k in STARTUP_PHASES})
+                for o, r in self.measured if r.phases]
 
     def save(self, folder: Path) -> list[Path]:
         """Each measurement as `<launch id>-<instance type>.json` in the folder."""

@@ -10,6 +10,11 @@ from pydantic import BaseModel, Field, ValidationError
 from gpuplan.errors import GpuplanError
 from gpuplan.workload import Workload
 
+# Upper bounds: a calibration takes 15 to 40 minutes; hours mean something is stuck, and the presigned URLs the
+# instance uses must outlive the watchdog (temporary credentials rarely last longer than a few hours).
+MAX_WATCHDOG_MINUTES = 240
+MAX_TIMEOUT_MINUTES = MAX_WATCHDOG_MINUTES + 60
+
 
 class LaunchRequest(BaseModel):
     workload: Workload
@@ -20,8 +25,9 @@ class LaunchRequest(BaseModel):
     ami_id: str | None = None
     instance_profile: str | None = None
     wheel: Path | None = None
-    timeout_minutes: float | None = Field(None, gt=0, description="None: the watchdog's minutes plus 5")
-    max_minutes: int = Field(45, gt=0)
+    timeout_minutes: float | None = Field(None, gt=0, le=MAX_TIMEOUT_MINUTES, allow_inf_nan=False,
+                                          description="None: the watchdog's minutes plus 5")
+    max_minutes: int = Field(45, gt=0, le=MAX_WATCHDOG_MINUTES)
     steps: int | None = Field(None, gt=0)
     extra_calibrate_args: list[str] = []
     dataset: str | None = Field(None, description="a CSV/JSON Lines file (shipped through S3) or a Hub dataset name")

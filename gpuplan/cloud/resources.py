@@ -1,4 +1,4 @@
-"""What a launch needs in the account: an AMI, a results bucket, an instance profile, a security group.
+"""What a launch needs in the account: an AMI, a results bucket, a security group (and a --instance-profile's check).
 
 `find_*` functions only read (the plan and --dry-run use them); `ensure_*` functions create what is missing and
 reuse what exists, so a second launch creates nothing new.
@@ -6,7 +6,7 @@ reuse what exists, so a second launch creates nothing new.
 
 from __future__ import annotations
 
-import json
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +17,6 @@ from gpuplan.errors import GpuplanError
 
 RESULTS_PREFIX = "gpuplan/"
 RESULT_EXPIRY_DAYS = 30
-PROFILE_NAME = "gpuplan-calibration"
 SECURITY_GROUP_NAME = "gpuplan-calibration"
 TAG_LAUNCH_ID = "gpuplan:launch-id"
 TAG_RESULT_URI = "gpuplan:result-uri"
@@ -35,9 +34,18 @@ AMI_NAME_PATTERNS = (
     "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
     "Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *",
 )
-# The open-source NVIDIA kernel modules of current DLAMIs need Turing or newer: their release notes list G4dn, G5,
-# G6, P4d, P5... but no longer P3 (V100, Volta).
-NO_DLAMI_FAMILIES = ("p3", "p3dn", "p2", "g3")
+# The OSS DLAMIs load NVIDIA's open kernel modules, which need Turing or newer (G4dn, G5, G6, P4d, P5...). Volta (P3,
+# P3dn) and Maxwell (G3) need the proprietary driver, whose R580 branch is the last to support them (NVIDIA's Unix
+# deprecation schedule, 2025). Checked 2026-11: the "Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Linux 2)"
+# ships driver 570.x and its release notes (Version 71.6, 2026-01-02) list P3 and P3dn. No SSM parameter is
+# documented for it, so it is found by name.
+PROPRIETARY_DRIVER_FAMILIES = ("p3", "p3dn", "g3", "g3s")
+PROPRIETARY_AMI_NAME_PATTERNS = (
+    "Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Linux 2) Version *",
+    "Deep Learning Base Proprietary Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+)
+# Kepler (P2) needs the R470 driver, which no current AMI ships.
+NO_AMI_FAMILIES = ("p2",)
 
 
 class Ami(BaseModel):
@@ -48,10 +56,14 @@ class Ami(BaseModel):
     root_gib: int = 0
 
 
+def needs_proprietary_driver(instance_type: str) -> bool:
+    return instance_type.split(".")[0] in PROPRIETARY_DRIVER_FAMILIES
+
+
 def ami_warning(instance_type: str) -> str | None:
-    if instance_type.split(".")[0] in NO_DLAMI_FAMILIES:
-        return (f"current Deep Learning AMIs no longer list {instance_type.split('.')[0].upper()} (their open NVIDIA "
-                "driver needs Turing or newer); pass --ami-id with an AMI whose NVIDIA driver supports it")
+    if instance_type.split(".")[0] in NO_AMI_FAMILIES:
+        return (f"{instance_type} (Kepler) needs NVIDIA's R470 driver, which no current Deep Learning AMI ships; pass "
+                "--ami-id with an AMI that has it")
     return None
 
 
@@ -125,13 +137,33 @@ def account_id(clients: Clients) -> str:
         return clients.sts.get_caller_identity()["Account"]
 
 
-def default_bucket(account: str, region: str) -> str:
-    return f"gpuplan-{account}-{region}"
+def bucket_prefix(account: str, region: str) -> str:
+    return f"gpuplan-{account}-{region}-"
 
 
-def bucket_exists(clients: Clients, bucket: str) -> bool:
+def new_bucket_name(account: str, region: str) -> str:
+    """Not guessable: a name someone else could create first would receive this account's uploads."""
+    return bucket_prefix(account, region) + secrets.token_hex(4)
+
+
+def find_own_bucket(clients: Clients, account: str) -> str | None:
+    """This account's gpuplan bucket of the region from an earlier launch (ListBuckets lists only one's own)."""
+    prefix = bucket_prefix(account, clients.region)
     try:
-        clients.s3.head_bucket(Bucket=bucket)
+        buckets = clients.s3.list_buckets()["Buckets"]
+    except Exception as e:
+        if error_code(e) in ("AccessDenied", "403"):
+            return None  # without s3:ListAllMyBuckets each launch makes a new bucket; results still come back
+        with aws_errors("list your buckets (s3:ListAllMyBuckets)", region=clients.region):
+            raise
+    names = sorted(b["Name"] for b in buckets if b["Name"].startswith(prefix))
+    return names[0] if names else None
+
+
+def bucket_exists(clients: Clients, bucket: str, owner: str) -> bool:
+    """Whether the bucket exists and is the caller's account's (ExpectedBucketOwner); someone else's is an error."""
+    try:
+        clients.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
         return True
     except Exception as e:
         code = error_code(e)
@@ -139,34 +171,35 @@ def bucket_exists(clients: Clients, bucket: str) -> bool:
             return False
         if code in ("403", "AccessDenied", "Forbidden"):
             raise GpuplanError(
-                f"bucket {bucket} exists but you cannot use it (someone else's, or no s3 permission); "
+                f"bucket {bucket} exists but is not your account's {owner} (or you lack s3:ListBucket on it); "
                 "pass another with --bucket"
             ) from None
         with aws_errors(f"check bucket {bucket}", region=clients.region):
             raise
 
 
-def ensure_bucket(clients: Clients, bucket: str) -> bool:
+def ensure_bucket(clients: Clients, bucket: str, owner: str) -> bool:
     """Create the bucket private, encrypted, expiring old results; an existing bucket is used as it is.
 
     Returns True when it was created. A user's own bucket is never reconfigured: replacing its lifecycle rules
     would delete theirs.
     """
-    if bucket_exists(clients, bucket):
+    if bucket_exists(clients, bucket, owner):
         return False
     s3 = clients.s3
+    mine = {"ExpectedBucketOwner": owner}
     with aws_errors(f"create bucket {bucket} (s3:CreateBucket)", region=clients.region):
-        kwargs: dict[str, Any] = {"Bucket": bucket}
+        kwargs: dict[str, Any] = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}
         if clients.region != "us-east-1":  # S3's original region takes no LocationConstraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": clients.region}
         s3.create_bucket(**kwargs)
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        s3.put_public_access_block(Bucket=bucket, **mine, PublicAccessBlockConfiguration={
             "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
         })
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        s3.put_bucket_encryption(Bucket=bucket, **mine, ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}],
         })
-        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, **mine, LifecycleConfiguration={"Rules": [{
             "ID": "gpuplan-expire-results", "Filter": {"Prefix": RESULTS_PREFIX}, "Status": "Enabled",
             "Expiration": {"Days": RESULT_EXPIRY_DAYS},
         }]})
@@ -174,59 +207,24 @@ def ensure_bucket(clients: Clients, bucket: str) -> bool:
 
 
 def role_policy(bucket: str) -> dict[str, Any]:
-    """The instance may write results and logs, and read what the client shipped, under gpuplan/ only."""
+    """What the role of a --instance-profile needs: read what the client shipped, write results and logs."""
     return {"Version": "2012-10-17", "Statement": [{
         "Sid": "GpuplanResults", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
         "Resource": f"arn:aws:s3:::{bucket}/{RESULTS_PREFIX}*",
     }]}
 
 
-TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
-}]}
-
-
-def instance_profile_exists(clients: Clients, name: str) -> bool:
+def check_instance_profile(clients: Clients, name: str) -> None:
+    """A --instance-profile must exist before anything is created or started (iam:GetInstanceProfile)."""
     try:
         clients.iam.get_instance_profile(InstanceProfileName=name)
-        return True
     except Exception as e:
         if error_code(e) == "NoSuchEntity":
-            return False
+            raise GpuplanError(f"instance profile {name} does not exist; create it (its role needs "
+                               "s3:GetObject and s3:PutObject on the bucket's gpuplan/*) or leave out "
+                               "--instance-profile: the default needs no IAM at all") from None
         with aws_errors(f"look up instance profile {name} (iam:GetInstanceProfile)"):
             raise
-
-
-def ensure_instance_profile(clients: Clients, bucket: str, name: str | None = None) -> tuple[str, bool]:
-    """(profile name, created now). A --instance-profile of the user's is used untouched; ours gets this bucket."""
-    if name:
-        if not instance_profile_exists(clients, name):
-            raise GpuplanError(f"instance profile {name} does not exist; create it or leave out --instance-profile")
-        return name, False
-    iam = clients.iam
-    created = False
-    with aws_errors(f"create or update the IAM role and instance profile {PROFILE_NAME} (iam:CreateRole, "
-                    "iam:PutRolePolicy, iam:CreateInstanceProfile, iam:AddRoleToInstanceProfile)"):
-        try:
-            iam.get_role(RoleName=PROFILE_NAME)
-        except Exception as e:
-            if error_code(e) != "NoSuchEntity":
-                raise
-            iam.create_role(RoleName=PROFILE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                            Description="gpuplan calibration instances: write results under gpuplan/ only",
-                            Tags=[{"Key": "gpuplan", "Value": "calibration"}])
-            created = True
-        # One inline policy per bucket, so reusing the role with another bucket adds to it instead of moving it.
-        iam.put_role_policy(RoleName=PROFILE_NAME, PolicyName=f"gpuplan-results-{bucket}"[:128],
-                            PolicyDocument=json.dumps(role_policy(bucket)))
-        if not instance_profile_exists(clients, PROFILE_NAME):
-            iam.create_instance_profile(InstanceProfileName=PROFILE_NAME)
-            created = True
-        roles = iam.get_instance_profile(InstanceProfileName=PROFILE_NAME)["InstanceProfile"]["Roles"]
-        if not any(r["RoleName"] == PROFILE_NAME for r in roles):
-            iam.add_role_to_instance_profile(InstanceProfileName=PROFILE_NAME, RoleName=PROFILE_NAME)
-            created = True
-    return PROFILE_NAME, created
 
 
 def default_vpc(clients: Clients) -> str:

@@ -1,4 +1,5 @@
-"""Copy one file to or from S3: `python s3cp.py SRC DST`, where one of SRC and DST is s3://BUCKET/KEY.
+"""Copy one file to or from S3: `python s3cp.py SRC DST [OWNER]`, where one of SRC and DST is s3://BUCKET/KEY and
+OWNER the account that must own the bucket (ExpectedBucketOwner). Used with --instance-profile only.
 
 Stand-alone on purpose (stdlib and boto3 only): the bootstrap script embeds this file and runs it before gpuplan
 is installed (to fetch a shipped wheel) and after a failed install (to upload the log). The instance's credentials
@@ -17,26 +18,27 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def copy(src: str, dst: str) -> None:
+def copy(src: str, dst: str, owner: str = "") -> None:
     import boto3
 
     s3 = boto3.client("s3")
+    extra = {"ExpectedBucketOwner": owner} if owner else None
     if dst.startswith("s3://"):
         bucket, key = split_uri(dst)
-        s3.upload_file(src, bucket, key)
+        s3.upload_file(src, bucket, key, ExtraArgs=extra)
     elif src.startswith("s3://"):
         bucket, key = split_uri(src)
-        s3.download_file(bucket, key, dst)
+        s3.download_file(bucket, key, dst, ExtraArgs=extra)
     else:
         raise ValueError("one of SRC and DST must be an s3:// URI")
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python s3cp.py SRC DST (one of them s3://BUCKET/KEY)", file=sys.stderr)
+    if len(argv) not in (2, 3):
+        print("usage: python s3cp.py SRC DST [OWNER] (one of SRC, DST s3://BUCKET/KEY)", file=sys.stderr)
         return 2
     try:
-        copy(argv[0], argv[1])
+        copy(*argv)
     except Exception as e:  # a one-line reason in the bootstrap log beats a traceback there
         print(f"s3cp: {argv[0]} -> {argv[1]} failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -8,13 +8,13 @@ from typing import Any
 
 from gpuplan.cloud import resources as res
 from gpuplan.cloud.aws import Clients, aws_errors, error_code, error_message
-from gpuplan.cloud.bootstrap import BootstrapParams, render_user_data
+from gpuplan.cloud.bootstrap import USER_DATA_LIMIT, BootstrapParams, encode_user_data, render_user_data
 from gpuplan.cloud.launchplan import LaunchPlan, TargetPlan
 from gpuplan.cloud.settings import PROFILE_RETRIES, PROFILE_RETRY_SECONDS
 from gpuplan.cloud.uploads import Prepared
 
 
-def run_instances_params(plan: LaunchPlan, target: TargetPlan, user_data: str, *, profile: bool = True,
+def run_instances_params(plan: LaunchPlan, target: TargetPlan, user_data: bytes, *,
                          security_group: str | None = None) -> dict[str, Any]:
     tags = [
         {"Key": "Name", "Value": f"gpuplan-calibration-{target.launch_id}"},
@@ -22,17 +22,17 @@ def run_instances_params(plan: LaunchPlan, target: TargetPlan, user_data: str, *
         {"Key": res.TAG_RESULT_URI, "Value": target.result_uri},
     ]
     params: dict[str, Any] = {
-        "ImageId": plan.ami.image_id, "InstanceType": target.instance_type, "MinCount": 1, "MaxCount": 1,
+        "ImageId": target.ami.image_id, "InstanceType": target.instance_type, "MinCount": 1, "MaxCount": 1,
         "UserData": user_data,
         # The bootstrap's final `shutdown` (and the watchdog's) then ends the bill instead of stopping the instance.
         "InstanceInitiatedShutdownBehavior": "terminate",
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
-        "BlockDeviceMappings": [{"DeviceName": plan.ami.root_device, "Ebs": {
-            "VolumeSize": plan.root_gib, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True,
+        "BlockDeviceMappings": [{"DeviceName": target.ami.root_device, "Ebs": {
+            "VolumeSize": target.root_gib, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True,
         }}],
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
     }
-    if profile:
+    if plan.instance_profile:  # by default none: the instance reaches S3 through presigned URLs
         params["IamInstanceProfile"] = {"Name": plan.instance_profile}
     if security_group:
         params["SecurityGroupIds"] = [security_group]
@@ -43,12 +43,12 @@ def run_instances_params(plan: LaunchPlan, target: TargetPlan, user_data: str, *
     return params
 
 
-def dry_run(plan: LaunchPlan, clients: Clients) -> list[str]:
-    """Ask EC2 whether each launch would be allowed (DryRun), without starting anything."""
+def dry_run(plan: LaunchPlan, prepared: Prepared, clients: Clients) -> list[str]:
+    """Ask EC2 whether each launch, with its real user data, would be allowed (DryRun), without starting anything."""
     lines = []
     for target in plan.targets:
-        params = run_instances_params(plan, target, "#!/bin/bash\n", profile=plan.instance_profile_exists,
-                                      security_group=plan.security_group_id)
+        data = encode_user_data(user_data(plan, prepared, target))
+        params = run_instances_params(plan, target, data, security_group=plan.security_group_id)
         try:
             clients.ec2.run_instances(DryRun=True, **params)
         except Exception as e:
@@ -56,17 +56,19 @@ def dry_run(plan: LaunchPlan, clients: Clients) -> list[str]:
                 with aws_errors(f"launch {target.instance_type} (ec2:RunInstances, DryRun)", region=clients.region,
                                 instance_type=target.instance_type, spot=plan.spot):
                     raise
-        unchecked = "" if plan.instance_profile_exists else \
-            " (iam:PassRole not checked: the profile does not exist yet)"
-        lines.append(f"{target.instance_type}: EC2 would accept the launch (DryRun){unchecked}")
+        packed = " gzipped" if data[:2] == b"\x1f\x8b" else ""
+        lines.append(f"{target.instance_type}: EC2 would accept the launch (DryRun), user data {len(data)} bytes"
+                     f"{packed} of {USER_DATA_LIMIT}")
     return lines
 
 
-def user_data(plan: LaunchPlan, prepared: Prepared, target: TargetPlan) -> str:
+def user_data(plan: LaunchPlan, prepared: Prepared, target: TargetPlan, launched_at: float = 0.0) -> str:
+    t = prepared.transfers[target.launch_id]
     params = BootstrapParams(
-        launch_id=target.launch_id, region=plan.region, result_uri=target.result_uri, log_uri=target.log_uri,
-        max_minutes=plan.max_minutes, wheel_uri=prepared.wheel_uri, model_uri=prepared.model_uri,
-        dataset_uri=prepared.dataset_uri, calibrate_args=plan.calibrate_args,
+        launch_id=target.launch_id, region=plan.region, bucket_owner=plan.account or "ACCOUNT",
+        launched_at=launched_at, result_url=t.result, log_url=t.log, max_minutes=plan.max_minutes,
+        wheel_url=t.wheel, wheel_name=prepared.wheel_name, model_url=t.model, dataset_url=t.dataset,
+        dataset_name=prepared.dataset_name, calibrate_args=plan.calibrate_args,
     )
     return render_user_data(params)
 
@@ -74,10 +76,10 @@ def user_data(plan: LaunchPlan, prepared: Prepared, target: TargetPlan) -> str:
 def start_instance(plan: LaunchPlan, prepared: Prepared, target: TargetPlan, clients: Clients, *,
                    retry_seconds: float = PROFILE_RETRY_SECONDS, retries: int = PROFILE_RETRIES,
                    sleep: Callable[[float], Any] = time.sleep) -> str:
-    """The new instance's id. A profile made seconds ago is retried: IAM is eventually consistent, so EC2 calls it
-    "invalid" for a little while."""
-    params = run_instances_params(plan, target, user_data(plan, prepared, target),
-                                  security_group=prepared.security_group_id)
+    """The new instance's id. A --instance-profile made seconds ago is retried: IAM is eventually consistent, so EC2
+    calls it "invalid" for a little while."""
+    data = encode_user_data(user_data(plan, prepared, target, launched_at=time.time()))
+    params = run_instances_params(plan, target, data, security_group=prepared.security_group_id)
     context = {"region": clients.region, "instance_type": target.instance_type, "spot": plan.spot}
     attempt = 0
     while True:
