@@ -44,7 +44,9 @@ CalibrateOpt = Annotated[bool, typer.Option("--calibrate", help="Run `gpuplan ca
 LocalPriceOpt = Annotated[float, typer.Option("--local-price", parser=finite, metavar="USD",
                                               help="USD/hour of this machine for --gpu local.")]
 WideOpt = Annotated[bool, typer.Option("--wide", help="Every column of each plan, not just the 100-column view.")]
-AllOpt = Annotated[bool, typer.Option("--all", help="Every plan, not just the Pareto front and the 10 cheapest others.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every plan, not just the Pareto front and the cheapest others.")]
+TopOpt = Annotated[int, typer.Option("--top", min=0, max=1000, metavar="N",
+                                     help="How many plans to show besides the Pareto front and the baseline.")]
 
 
 def _print_schema(value: bool) -> None:
@@ -94,7 +96,7 @@ WIDE_COLUMNS = [
 
 
 def render_estimate(est: Estimate, fmt: str, plot: Path | None = None, *, wide: bool = False,
-                    all_plans: bool = False, deadline_hours: float | None = None,
+                    all_plans: bool = False, others: int = OTHERS_SHOWN, deadline_hours: float | None = None,
                     budget_usd: float | None = None, prices_of: str = "") -> None:
     """Table, JSON or CSV on stdout; the recommendation and notes as the table's footer (table) or in the JSON.
 
@@ -104,7 +106,7 @@ def render_estimate(est: Estimate, fmt: str, plot: Path | None = None, *, wide: 
     for n in est.notes:
         render.note(f"note: {n}")
     rows = [p.model_dump(mode="json") for p in est.plans]
-    shown, hidden = (est.plans, 0) if all_plans or fmt != "table" else _shown_plans(est)
+    shown, hidden = (est.plans, 0) if all_plans or fmt != "table" else _shown_plans(est, others)
     table_rows = [_table_row(p) for p in shown]
     if wide:
         columns = [c for c in WIDE_COLUMNS if not rows or c[0] in rows[0]]
@@ -127,8 +129,9 @@ def render_estimate(est: Estimate, fmt: str, plot: Path | None = None, *, wide: 
         render.note(f"wrote {plot}")
 
 
-def _shown_plans(est: Estimate) -> tuple[list[Plan], int]:
-    """The Pareto front, the OTHERS_SHOWN first others in the chosen order, and the baseline: what a reader needs."""
+def _shown_plans(est: Estimate, others_shown: int = OTHERS_SHOWN) -> tuple[list[Plan], int]:
+    """The Pareto front, the first `others_shown` others in the chosen order, and the baseline: what a reader
+    needs."""
     b = est.recommendation.baseline if est.recommendation else None
     others = 0
     shown = []
@@ -136,7 +139,7 @@ def _shown_plans(est: Estimate) -> tuple[list[Plan], int]:
         is_baseline = b is not None and (p.instance, p.precision, p.market) == (b.instance, b.precision, b.market)
         if p.pareto or is_baseline:
             shown.append(p)
-        elif others < OTHERS_SHOWN:
+        elif others < others_shown:
             shown.append(p)
             others += 1
     return shown, len(est.plans) - len(shown)
@@ -266,14 +269,14 @@ def estimate(
     region: RegionOpt = None,
     deadline: DeadlineOpt = None, budget: BudgetOpt = None, baseline: BaselineOpt = None, sort: SortOpt = "cost",
     fmt: FormatOpt = "table", plot: PlotOpt = None, wide: WideOpt = False, all_plans: AllOpt = False,
-    schema: SchemaOpt = False,
+    top: TopOpt = OTHERS_SHOWN, schema: SchemaOpt = False,
     calibration: CalibrationOpt = None, calibrate: CalibrateOpt = False, dataset: DatasetOpt = None,
     text_column: TextColumnOpt = "text", label_column: LabelColumnOpt = "label", steps: StepsOpt = None,
     local_price: LocalPriceOpt = 0.0,
 ) -> None:
     """Time and cost of the fine-tune on each GPU, fp32 vs mixed.
 
-    Prints the Pareto front (no plan is both faster and cheaper) and the 10 cheapest other plans, what mixed
+    Prints the Pareto front (no plan is both faster and cheaper) and the 10 (--top) cheapest other plans, what mixed
     precision buys on the recommended GPU, and the recommendation against a baseline.
     """
     render.check_format(fmt)
@@ -292,5 +295,5 @@ def estimate(
     est = make_estimate(wl, offers, cat, calibrations=calibrations, spot=spot, deadline_hours=deadline,
                         budget_usd=budget, sort=sort, baseline_gpu=baseline, local=local,
                         measured_startup=measured_phases())
-    render_estimate(est, fmt, plot, wide=wide, all_plans=all_plans, deadline_hours=deadline, budget_usd=budget,
-                    prices_of=price_dates(offers))
+    render_estimate(est, fmt, plot, wide=wide, all_plans=all_plans, others=top, deadline_hours=deadline,
+                    budget_usd=budget, prices_of=price_dates(offers))
