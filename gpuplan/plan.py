@@ -22,7 +22,7 @@ from gpuplan.perf.throughput import allreduce_seconds, precision_path
 from gpuplan.workload import Workload, same_architecture
 from pricing.catalog import find_gpu
 from pricing.errors import PricingError
-from pricing.models import Catalog, InstanceOffer
+from pricing.models import Catalog, GpuSpec, InstanceOffer
 
 BILLING_MINIMUM_SECONDS = 60  # AWS per-second billing for Linux instances, 60 s minimum
 Market = Literal["on-demand", "spot"]
@@ -156,6 +156,41 @@ def offer_startup(workload: Workload, offer: InstanceOffer, dtype: str,
                           (measured or {}).get(family(offer.instance_type)))
 
 
+class _Step(BaseModel):
+    """One step on an instance: its seconds, how they were found, and what they cost the multi-GPU scaling."""
+
+    seconds: float
+    warmup_seconds: float = 0.0
+    source: Literal["model", "measured"] = "model"
+    scaling: float = 1.0
+    correction: float = 1.0
+    notes: list[str] = []
+
+
+def instance_step(workload: Workload, offer: InstanceOffer, catalog: Catalog, gpu: GpuSpec, precision: str,
+                  lessons: Lessons, calibrations: Sequence[CalibrationResult]) -> _Step:
+    """Measured on this very instance shape, else one GPU measured or modelled plus the all-reduce between its GPUs."""
+    measured = measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
+    if measured is not None:
+        return _Step(seconds=measured[0], warmup_seconds=measured[1], source="measured")
+    single_measured = measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
+    if single_measured is not None:
+        step = _Step(seconds=single_measured[0], warmup_seconds=single_measured[1], source="measured")
+    else:
+        correction = lessons.time_factor.get(precision, 1.0)
+        scale = 1.0 if lessons.time_factor else lessons.flops_scale
+        seconds = step_time(workload.stack, workload.arch, gpu, precision, workload.batch_size, workload.seq_len,
+                            flops_scale=scale).seconds * correction
+        step = _Step(seconds=seconds, correction=correction)
+    comm = allreduce_seconds(param_count(workload.arch), offer.gpu_count, offer.allreduce_gbs)
+    single = step.seconds
+    step.seconds, step.scaling = single + comm, single / (single + comm)
+    if offer.gpu_count > 1 and step.scaling < 0.5:
+        step.notes.append(f"all-reduce dominates: {comm / step.seconds:.0%} of each step goes to moving gradients "
+                          f"over {offer.interconnect}")
+    return step
+
+
 def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, precision: str, market: Market,
                lessons: Lessons, calibrations: Sequence[CalibrationResult],
                measured_startup: dict[str, dict[str, float]] | None = None) -> Plan | None:
@@ -163,39 +198,15 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
     if price is None:
         return None
     gpu = find_gpu(catalog, offer.gpu)
-    arch, b, s = workload.arch, workload.batch_size, workload.seq_len
+    arch, b, s, mixed = workload.arch, workload.batch_size, workload.seq_len, precision == "mixed"
     path = precision_path(gpu, precision)
-    mixed = precision == "mixed"
-    notes: list[str] = []
-    correction = 1.0
-    warmup = 0.0
-    measured = measured_step(workload, catalog, calibrations, gpu.key, offer.gpu_count, precision)
-    if measured is not None:  # measured on this very instance shape: nothing to model
-        step, warmup = measured
-        source: Literal["model", "measured"] = "measured"
-        scaling = 1.0
-    else:
-        # One GPU measured or modelled, then the all-reduce between this instance's GPUs on top.
-        measured_single = measured_step(workload, catalog, calibrations, gpu.key, 1, precision)
-        if measured_single is not None:
-            single, warmup = measured_single
-            source = "measured"
-        else:
-            correction = lessons.time_factor.get(precision, 1.0)
-            single = step_time(workload.stack, arch, gpu, precision, b, s, flops_scale=1.0 if lessons.time_factor
-                               else lessons.flops_scale).seconds * correction
-            source = "model"
-        comm = allreduce_seconds(param_count(arch), offer.gpu_count, offer.allreduce_gbs)
-        step = single + comm
-        scaling = single / step
-        if offer.gpu_count > 1 and scaling < 0.5:
-            notes.append(f"all-reduce dominates: {comm / step:.0%} of each step goes to moving gradients "
-                         f"over {offer.interconnect}")
+    step = instance_step(workload, offer, catalog, gpu, precision, lessons, calibrations)
+    notes = list(step.notes)
     steps = total_steps(workload, offer.gpu_count)
-    train = steps * step
+    train = steps * step.seconds
     phases = offer_startup(workload, offer, path.dtype, measured_startup)
     startup = startup_seconds(phases)
-    total = startup + warmup + train
+    total = startup + step.warmup_seconds + train
     billed_s, cost = billed(total, price)
     need = footprint(arch, b, s, mixed).total_bytes * lessons.memory_scale
     fits = need <= gpu.memory_gib * 2**30
@@ -203,7 +214,7 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
     if not fits:
         notes.append(f"batch {b} needs {need / 2**30:.1f} GiB of {gpu.memory_gib:g} GiB; "
                      + (f"--batch-size {largest} fits" if largest else "the model does not fit at this length"))
-    samples = b * offer.gpu_count / step
+    samples = b * offer.gpu_count / step.seconds
     input_bound = lessons.tokenize_per_cpu is not None and lessons.tokenize_per_cpu * offer.vcpus < samples
     if input_bound:
         notes.append(f"its {offer.vcpus} vCPUs tokenize about {lessons.tokenize_per_cpu * offer.vcpus:,.0f} "
@@ -211,11 +222,11 @@ def plan_offer(workload: Workload, offer: InstanceOffer, catalog: Catalog, preci
     return Plan(
         instance=offer.instance_type, region=offer.region, gpu=gpu.key, gpu_count=offer.gpu_count,
         precision=precision, dtype=path.dtype, stack=workload.stack, market=market, batch_size=b,
-        samples_per_second=samples, samples_per_second_per_gpu=samples / offer.gpu_count, step_seconds=step,
-        steps=steps, warmup_seconds=warmup, train_seconds=train, startup_seconds=startup, startup_phases=phases,
-        total_seconds=total,
-        billed_seconds=billed_s, price_per_hour=price, cost_usd=cost, fits_memory=fits, memory_bytes=need,
-        max_batch_size=largest, scaling_efficiency=scaling, source=source, correction=correction,
+        samples_per_second=samples, samples_per_second_per_gpu=samples / offer.gpu_count,
+        step_seconds=step.seconds, steps=steps, warmup_seconds=step.warmup_seconds, train_seconds=train,
+        startup_seconds=startup, startup_phases=phases, total_seconds=total, billed_seconds=billed_s,
+        price_per_hour=price, cost_usd=cost, fits_memory=fits, memory_bytes=need, max_batch_size=largest,
+        scaling_efficiency=step.scaling, source=step.source, correction=step.correction,
         input_bound=input_bound, notes=notes,
     )
 
