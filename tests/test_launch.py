@@ -576,3 +576,153 @@ def test_a_bad_dataset_fails_before_anything_is_created(cloud, tmp_path, args, m
     failed(result, message)
     assert gpuplan_instances() == []
     assert gpuplan_bucket() is None  # nothing was created
+
+
+# --- the GPU, the phases, the policy, the dry run without credentials (issue 10) ----------------------------------
+
+def test_a_cpu_result_is_refused_and_the_instance_is_gone(cloud):
+    cpu = make_result(precision="fp32")
+    cpu.device = cpu.device.model_copy(update={"kind": "cpu", "name": "Intel Xeon", "gpu_key": None})
+    fake = FakeInstances(upload_result(cpu))
+    fake.start()
+    result = launch()
+    fake.join()
+    line = failed(result, "the calibration ran on the CPU (Intel Xeon), not on the g4dn.xlarge's GPU",
+                  "no GPU visible on the instance (driver/AMI)", "not used as a measurement", "spent")
+    assert "~$" in line
+    assert gpuplan_instances()[0]["State"]["Name"] in ("shutting-down", "terminated")
+    assert result.stdout == ""  # no estimate from a refused result
+
+
+def test_the_instance_reporting_no_gpu_fails_the_launch_with_its_cost(cloud):
+    def no_gpu(inst):
+        bucket, key = tags(inst)["gpuplan:result-uri"][5:].split("/", 1)
+        s3().put_object(Bucket=bucket, Key=key, Body=json.dumps({
+            "gpuplan_error": "no_gpu", "message": "nvidia-smi is not installed: the AMI has no NVIDIA driver",
+            "launch_id": "x"}).encode())
+
+    fake = FakeInstances(no_gpu)
+    fake.start()
+    result = launch()
+    fake.join()
+    failed(result, "no GPU visible on the instance (driver/AMI): nvidia-smi is not installed", "g4dn.xlarge (ami-",
+           "min, ~$0.00 spent", "try another --ami-id")
+    assert live_instances() == []
+
+
+def test_measured_phases_are_printed_and_kept_for_the_startup_model(cloud, isolated_cache):
+    from gpuplan.startup_cache import measured_phases
+
+    measured = make_result(gpu_key="t4")
+    measured.phases = {"boot": 48.0, "driver": 3.0, "install": 250.0, "model_download": 12.0, "trace": 20.0,
+                       "run_fp32": 30.0, "run_mixed": 18.0, "calibrate": 60.0}
+    fake = FakeInstances(upload_result(measured))
+    fake.start()
+    result = launch()
+    fake.join()
+    assert result.exit_code == 0, result.output
+    assert ("g4dn.xlarge phases (measured): boot 48s, driver 3s, install 4.2 min, model download 12s, "
+            "trace (first step) 20s, fp32 30s, mixed 18s, calibrate in all 60s") in result.stderr
+    assert measured_phases()["g4dn"] == {"boot": 48.0, "driver": 3.0, "install": 250.0, "model_download": 12.0,
+                                         "trace": 20.0}
+
+
+# S3 and EC2 operations -> the IAM action that allows them (where the names differ).
+ACTION_OF = {"s3:HeadBucket": "s3:ListBucket", "s3:ListBuckets": "s3:ListAllMyBuckets",
+             "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+             "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+             "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration", "s3:HeadObject": "s3:GetObject"}
+
+
+def readme_policy() -> dict:
+    import pathlib
+
+    text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = text[text.index("### IAM permissions gpuplan launch needs"):]
+    block = section[section.index("```json") + len("```json"):]
+    return json.loads(block[:block.index("```")])
+
+
+def test_the_readme_policy_allows_every_call_of_a_default_launch_and_nothing_of_iam(cloud, on_clients):
+    from gpuplan.cloud.policy import launch_policy
+
+    policy = readme_policy()
+    assert policy == launch_policy()  # the README prints the policy the code documents
+    import boto3
+
+    iam = boto3.client("iam")  # moto checks the document's grammar when it is attached to a user
+    iam.create_user(UserName="launcher")
+    iam.put_user_policy(UserName="launcher", PolicyName="gpuplan-launch", PolicyDocument=json.dumps(policy))
+    allowed = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str)
+                                                          else st["Action"])}
+    assert not any(a.startswith("iam:") for a in allowed)
+    called: set[str] = set()
+
+    def record(clients):
+        for name in ("ec2", "s3", "ssm", "sts"):
+            client = clients.client(name)
+            prefix = client.meta.service_model.signing_name if name != "s3" else "s3"
+            client.meta.events.register("before-call", lambda model, p=prefix, **kw: called.add(f"{p}:{model.name}"))
+
+    on_clients.append(record)
+    fake = FakeInstances(upload_result(make_result(gpu_key="t4")))
+    fake.start()
+    result = launch()
+    fake.join()
+    assert result.exit_code == 0, result.output
+    needed = {ACTION_OF.get(c, c) for c in called if c != "sts:GetCallerIdentity"}  # STS needs no permission
+    assert needed - allowed == set(), f"the policy misses {needed - allowed}"
+    assert {"ec2:RunInstances", "ec2:TerminateInstances", "s3:PutObject", "s3:CreateBucket"} <= needed
+
+
+def test_dry_run_without_credentials_prints_plan_user_data_and_policy(cloud, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    try:
+        result = invoke("launch", "--instance", "g4dn.xlarge", "--instance", "p3.2xlarge", "--dry-run")
+    finally:
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            monkeypatch.setenv(var, "testing")  # for the leak check after the test
+    assert result.exit_code == 0, result.output
+    assert "(without AWS credentials: nothing in AWS checked)" in result.stderr
+    assert "Skipped without AWS credentials: your account" in result.stderr and "DryRun" in result.stderr
+    assert "Expected cost of the calibration: ~$" in result.stderr
+    amis = [ln.strip() for ln in result.stderr.splitlines() if ln.strip().startswith("AMI: (found at launch)")]
+    assert len(amis) == 2 and "(SSM /aws/service/deeplearning/" in amis[0]
+    assert "newest of" in amis[1]  # p3's AMI is found by the proprietary-driver names
+    script = result.stdout
+    assert script.startswith("#!/bin/bash") and "MAX_MINUTES=45" in script and "BUCKET_OWNER=ACCOUNT" in script
+    assert "s3.amazonaws.com/gpuplan/" in script and "?<presigned at launch>" in script
+    policy = result.stderr[result.stderr.index('{"Version"'):result.stderr.index("Dry run: nothing")]
+    assert json.loads(policy)["Statement"]
+    assert gpuplan_instances() == []
+
+
+def test_dry_run_with_credentials_checks_what_the_launch_checks(cloud):
+    failed(invoke("launch", "--instance", "g4dn.xlarge", "--dry-run", "--instance-profile", "nope"),
+           "instance profile nope does not exist")
+    failed(invoke("launch", "--instance", "g4dn.xlarge", "--dry-run", "--region", "mars-1"), "mars-1")
+    ok = invoke("launch", "--instance", "g4dn.xlarge", "--dry-run")
+    assert "user data" in ok.stderr and "bytes" in ok.stderr and "of 16384" in ok.stderr
+    assert "credentials: temporary (a session token)" in ok.stderr
+    assert gpuplan_instances() == [] and gpuplan_bucket() is None
+
+
+def test_user_data_over_the_limit_is_gzipped_and_still_refused_when_too_big():
+    import gzip
+
+    from gpuplan.cloud.bootstrap import USER_DATA_LIMIT, encode_user_data
+    from gpuplan.errors import GpuplanError
+
+    token = "IQoJb3JpZ2luX2VjE" * 60  # a session token repeated in each URL compresses well
+    script = "#!/bin/bash\n" + "\n".join(f"URL{i}='https://b.s3.amazonaws.com/k{i}?X-Amz-Security-Token={token}'"
+                                         for i in range(20))
+    assert len(script.encode()) > USER_DATA_LIMIT
+    packed = encode_user_data(script)
+    assert len(packed) <= USER_DATA_LIMIT and gzip.decompress(packed).decode() == script
+    assert encode_user_data("#!/bin/bash\n") == b"#!/bin/bash\n"
+    import os as _os
+
+    with pytest.raises(GpuplanError, match="over EC2's 16384-byte user data limit"):
+        encode_user_data("#!/bin/bash\n" + _os.urandom(20000).hex())

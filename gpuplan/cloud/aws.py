@@ -69,6 +69,19 @@ def resolve_region(region: str | None) -> str:
     return region or awsclient.default_region()
 
 
+def check_region(region: str) -> None:
+    """A region EC2 has (botocore's own list, no call), else a one-line error with the nearest names."""
+    import difflib
+
+    import boto3
+
+    known = boto3.session.Session().get_available_regions("ec2")
+    if known and region not in known:
+        near = difflib.get_close_matches(region, known, n=3)
+        raise GpuplanError(f"region {region} is not an EC2 region" + (f"; did you mean: {', '.join(near)}" if near
+                                                                       else "") + " (see --region)")
+
+
 def make_clients(region: str | None = None) -> Clients:
     import boto3
 

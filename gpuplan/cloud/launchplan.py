@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gpuplan.cloud import resources as res
-from gpuplan.cloud.aws import Clients
+from gpuplan.cloud.aws import Clients, check_region
 from gpuplan.cloud.bootstrap import calibrate_args
 from gpuplan.cloud.request import LaunchRequest
 from gpuplan.cloud.settings import LaunchSettings
@@ -207,6 +207,7 @@ def plan_launch(request: LaunchRequest, catalog: Catalog, clients: Clients | Non
     dataset_file, data_args = check_dataset(request)  # before any AWS call: data mistakes cost nothing
     url_minutes = request.max_minutes + settings.url_margin_minutes
     notes: list[str] = []
+    check_region(clients.region if clients is not None else request.region or DEFAULT_REGION)
     if clients is None:
         region = request.region or DEFAULT_REGION
         account = None
