@@ -138,8 +138,8 @@ if [ -z "$PYTHON" ]; then
   if BASE="$(newest_python)" || { os_install python3.11 python3.11-venv || os_install python3.11; } &&
     BASE="$(newest_python)"; then
     "$BASE" -m venv "$WORKDIR/venv" || { os_install "$BASE-venv" || os_install python3-venv; "$BASE" -m venv "$WORKDIR/venv"; }
-  else  # Amazon Linux 2 packages no Python 3.11: uv brings a standalone build
-    python3 -m pip install -q --user uv
+  else  # Amazon Linux 2 packages no Python 3.11 (its DLAMI has a 3.10): uv brings a standalone build
+    "$(command -v python3.10 || command -v python3)" -m pip install -q --user uv
     "$HOME/.local/bin/uv" venv -q --seed -p 3.11 "$WORKDIR/venv"
   fi
   PYTHON="$WORKDIR/venv/bin/python"
