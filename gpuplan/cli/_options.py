@@ -24,8 +24,9 @@ def finite(value: str) -> float:
 # The workload: what is trained. estimate, calibrate and launch take all of these.
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="bert-base-uncased (default), bert-base-cased, bert-large-uncased, bert-large-cased, "
-                                 "a path to a BERT config.json or model folder, or a Hub id."),
+    typer.Option("--model", help="bert-base-uncased (default) or another built-in name (see `gpuplan models`: "
+                                 "RoBERTa, DeBERTa-v3, DistilBERT, ALBERT, ELECTRA, XLM-R, MiniLM), a path to a "
+                                 "config.json or model folder of one of those types, or a Hub id."),
 ]
 NumExamplesOpt = Annotated[int | None, typer.Option("--num-examples", help="Training examples. [default: 25000]")]
 EpochsOpt = Annotated[float | None, typer.Option("--epochs", parser=finite, metavar="FLOAT",
