@@ -22,10 +22,9 @@ from gpuplan.perf.throughput import allreduce_seconds, precision_path
 from gpuplan.workload import Workload, same_architecture
 from pricing.catalog import find_gpu
 from pricing.errors import PricingError
-from pricing.models import Catalog, GpuSpec, InstanceOffer
+from pricing.models import Catalog, GpuSpec, InstanceOffer, Market
 
 BILLING_MINIMUM_SECONDS = 60  # AWS per-second billing for Linux instances, 60 s minimum
-Market = Literal["on-demand", "spot"]
 SORTS = ("cost", "time")
 
 
