@@ -6,6 +6,7 @@ Built from flags, from a YAML file (`--workload FILE`), or both (flags win).
 from __future__ import annotations
 
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,15 +79,16 @@ WORKLOAD_FILE_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def read_workload_file(path: Path) -> dict[str, Any]:
-    import yaml
+# A workload file is a few lines: past this it is another file passed by mistake, refused before it is read.
+MAX_WORKLOAD_FILE_BYTES = 64 * 2**10
 
-    if not path.is_file():
-        raise GpuplanError(f"workload file {path} does not exist; check the path")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise GpuplanError(f"workload file {path} is not valid YAML: {one_line(e)}") from None
+
+def read_workload_file(path: Path) -> dict[str, Any]:
+    """The fields of a workload YAML file, each of its expected type; a folder, an unreadable, huge, binary or
+    non-UTF-8 file is one line naming it."""
+    from pricing.files import read_yaml_file
+
+    doc = read_yaml_file(path, "workload file", max_bytes=MAX_WORKLOAD_FILE_BYTES, error=GpuplanError)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -100,7 +102,7 @@ def read_workload_file(path: Path) -> dict[str, Any]:
         expected = WORKLOAD_FILE_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, expected):
             kind = expected.__name__ if isinstance(expected, type) else "number"
-            raise GpuplanError(f"workload file {path}: {key} must be a {kind}, got {value!r}")
+            raise GpuplanError(f"workload file {path}: {key} must be a {kind}, got {reprlib.repr(value)}")
     return doc
 
 

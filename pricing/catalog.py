@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pricing.errors import PricingError, did_you_mean, one_line
+from pricing.errors import PricingError, did_you_mean
+from pricing.files import read_yaml_file
 from pricing.models import DEFAULT_REGION, READABLE_VERSIONS, SCHEMA_VERSION, Catalog, GpuSpec, InstanceOffer
 
 BUNDLED = "bundled.yaml"
@@ -40,6 +41,11 @@ def _describe(err: ValidationError, doc: dict[str, Any],
     where the user wrote it."""
     first = err.errors()[0]
     loc = list(first["loc"])
+    given = first.get("input")
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        first["msg"] += f", got {given:g}"  # NaN and inf read 'nan' and 'inf', as YAML's .nan and .inf
+    elif isinstance(given, str) and len(given) <= 40:
+        first["msg"] += f", got {given!r}"  # YAML reads 1e30 (no dot) as a string that pydantic then parses
     if renumber and len(loc) > 1 and (str(loc[0]), loc[1]) in renumber:
         shown = renumber[(str(loc[0]), loc[1])]
         entry = doc[loc[0]][loc[1]]
@@ -72,12 +78,8 @@ def parse_catalog(doc: Any, origin: str) -> Catalog:
 
 
 def read_yaml(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise PricingError(f"{what} {path} does not exist; check the path")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise PricingError(f"{what} {path} is not valid YAML: {one_line(e)}") from None
+    """A user's YAML file: a folder, an unreadable, huge, binary or non-UTF-8 file is one line naming it."""
+    return read_yaml_file(path, what)
 
 
 @cache
