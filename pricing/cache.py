@@ -3,7 +3,8 @@
 
 A cache file has the bundled catalog's schema plus `fetched_at` (UTC, ISO 8601). Writes are atomic (a temp file in
 the same folder, fsync, os.replace), so an interrupted refresh leaves the previous file as it was. A file that does not
-parse is ignored with a warning, never deleted: the next successful refresh replaces it.
+parse is ignored with a warning, never deleted: the next successful refresh replaces it. A writer killed mid-write
+leaves a hidden temp file, which the next write removes once it is an hour old.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from pricing.errors import PricingError, one_line
+from pricing.files import read_yaml_file
 from pricing.models import SCHEMA_VERSION, Catalog
 
 # The folder name carries the schema version, so a gpuplan that reads another schema never trips over these files
@@ -76,8 +79,13 @@ def read_cache(region: str) -> tuple[CachedPrices | None, str | None]:
         )
 
 
+# Clocks disagree by seconds, not hours: a fetched_at further ahead than this was not written by a refresh here, and
+# would make stale prices look fresh for as long as it stays ahead.
+CLOCK_SKEW = dt.timedelta(hours=1)
+
+
 def _parse(path: Path, region: str) -> CachedPrices:
-    doc = yaml.safe_load(path.read_text())
+    doc = read_yaml_file(path, "price cache")
     if not isinstance(doc, dict):
         raise ValueError("not a YAML mapping")
     doc = dict(doc)
@@ -90,6 +98,8 @@ def _parse(path: Path, region: str) -> CachedPrices:
         raise ValueError(f"fetched_at {fetched!r} is not a date and time")
     if fetched.tzinfo is None:
         fetched = fetched.replace(tzinfo=dt.timezone.utc)
+    if fetched > dt.datetime.now(dt.timezone.utc) + CLOCK_SKEW:
+        raise ValueError(f"fetched_at {fetched:%Y-%m-%d %H:%M} UTC is in the future")
     catalog = Catalog.model_validate(doc)
     if not catalog.offers:
         raise ValueError("no offers")
@@ -111,6 +121,7 @@ def write_cache(region: str, catalog: Catalog, fetched_at: dt.datetime) -> Path:
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise PricingError(f"cannot write the price cache in {path.parent}: {one_line(e)}; check its permissions") from None
@@ -133,6 +144,32 @@ def write_cache(region: str, catalog: Catalog, fetched_at: dt.datetime) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+# A writer killed mid-write (SIGKILL, power loss) leaves its temp file; a write in progress is done in seconds.
+STALE_TEMP_AFTER = dt.timedelta(hours=1)
+_TEMP = re.compile(r"^\.aws-[a-z0-9-]+\.yaml\..+\.tmp$")  # what write_cache's mkstemp names
+
+
+def remove_stale_temp_files(folder: Path, now: float | None = None) -> list[Path]:
+    """Delete the temp files of writers that died more than STALE_TEMP_AFTER ago (never a younger one: it may be a
+    refresh running beside this one); return them."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if not _TEMP.match(p.name):
+            continue
+        try:
+            if now - p.lstat().st_mtime > STALE_TEMP_AFTER.total_seconds() and p.is_file():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass  # gone already, or not ours to delete: the write goes on
+    return removed
 
 
 def _fsync_dir(d: Path) -> None:
