@@ -8,6 +8,7 @@ credentials; today's prices). The CLI imports this module, never `pricing.aws` o
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ def refresh_prices(
 
     if source not in SOURCES:
         raise PricingError(f"unknown price source {source!r}; use {' or '.join(SOURCES)}")
+    for t in instance_types or []:  # before any download or AWS call
+        check_instance_type(t)
     if source == SOURCE_CATALOG:
         from pricing.skypilot import fetch_catalog
 
@@ -65,6 +68,15 @@ def refresh_prices(
             path=write_cache(region, catalog, fetched_at), notes=notes,
         ))
     return done
+
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]{0,30}\.[a-z0-9-]{1,30}$")  # g5.xlarge, p6-b200.48xlarge
+
+
+def check_instance_type(name: str) -> str:
+    if not _INSTANCE_TYPE.match(name):
+        raise PricingError(f"{name!r} is not an EC2 instance type name; use one like g5.xlarge (see `gpuplan gpus`)")
+    return name
 
 
 def _fetch_aws(regions: list[str] | None, all_regions: bool, instance_types: list[str] | None,
