@@ -89,3 +89,14 @@ def golden(request):
         assert text == path.read_text(), f"{name} changed; GPUPLAN_REGOLDEN=1 rewrites it"
 
     return check
+
+
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """The Hugging Face Hub counts as unreachable (as it is here), whatever an earlier test found."""
+    from gpuplan.calibration.hub import hub_online
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_online.cache_clear()
+    yield
+    hub_online.cache_clear()

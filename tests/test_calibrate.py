@@ -22,13 +22,8 @@ REVIEWS = DATA / "reviews.csv"
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    from gpuplan.calibration.hub import hub_online
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    hub_online.cache_clear()
+def offline(offline_hub):
     yield
-    hub_online.cache_clear()
 
 
 def minilm_folder() -> Path:

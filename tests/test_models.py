@@ -19,13 +19,8 @@ M = BUILTIN_MODELS
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    from gpuplan.calibration.hub import hub_online
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    hub_online.cache_clear()
+def offline(offline_hub):
     yield
-    hub_online.cache_clear()
 
 
 # The sizes model cards and the transformers docs publish for the bare encoder (issue 14's targets).

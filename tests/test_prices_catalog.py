@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cli_helpers import failed
 import yaml
 from typer.testing import CliRunner
 
@@ -63,15 +64,6 @@ def serve(server, monkeypatch):
 
 def invoke(*args: str):
     return runner.invoke(app, list(args))
-
-
-def failed(result, *fragments: str) -> None:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def offers(region: str) -> dict[str, dict]:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from botocore.stub import ANY
 import test_prices_fakes as fakes
+from cli_helpers import failed
 from test_prices_fakes import add_products, price_item
 from typer.testing import CliRunner
 
@@ -27,15 +28,6 @@ SOME = ["--instance-type", "g4dn.xlarge", "--instance-type", "g5.xlarge", "--ins
 def invoke(*args: str, obj=None):
     """obj: a pricing.awsclient.Backoff for `prices refresh` (tests record the waits instead of sleeping)."""
     return runner.invoke(app, list(args), obj=obj)
-
-
-def failed(result, *fragments: str) -> None:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def refresh_some(stub, obj=None) -> None:
