@@ -151,7 +151,7 @@ def load_catalog(
         catalog = base
         if user_file is not None:
             catalog = overlay(catalog, read_yaml(Path(user_file), "catalog file"), f"catalog file {user_file}")
-        return _in_region(catalog, region) if region else catalog
+        return _in_region(catalog, region) if region is not None else catalog
     resolved = resolve_prices(user_file, region)
     for line in resolved.notes if notes else []:
         notes(line)
@@ -193,7 +193,7 @@ def resolve_prices(
     sources: dict[tuple[str, str], PriceSource] = {}
     known_gpus = {g.key for g in bundled.gpus}
     cached = {}
-    for r in [region] if region else cached_regions():
+    for r in [region] if region is not None else cached_regions():
         c, warning = read_cache(r)
         if warning:
             notes.append(warning)
@@ -228,7 +228,7 @@ def resolve_prices(
                 pd = by_key[k].price_date
                 as_of = dt.datetime.combine(pd, dt.time(), dt.timezone.utc) if pd else None
                 sources[k] = PriceSource("catalog file", str(user_file), as_of)
-    if region:
+    if region is not None:  # '' too: an empty --region is a mistake, not "every region"
         catalog = _in_region(catalog, region)
     sources = {o.key: sources[o.key] for o in catalog.offers if o.key in sources}
     notes += _describe_sources(sources, now)
@@ -245,6 +245,9 @@ STALE_AFTER = dt.timedelta(days=90)
 
 
 def _in_region(catalog: Catalog, region: str) -> Catalog:
+    from pricing.cache import check_region
+
+    check_region(region)
     offers = [o for o in catalog.offers if o.region == region]
     if not offers:
         have = ", ".join(catalog.regions) or "none"

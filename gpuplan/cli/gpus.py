@@ -41,9 +41,9 @@ def gpus(
     """List GPUs with peak TFLOPS and the instances that carry them."""
     render.check_format(fmt)
     cat = load_catalog(catalog, region=region, notes=render.note)
-    specs = [find_gpu(cat, gpu)] if gpu else cat.gpus
+    specs = [find_gpu(cat, gpu)] if gpu is not None else cat.gpus
     # load_catalog kept only --region's offers, so no second filter here.
-    offers = select_offers(cat, gpus=[g.key for g in specs]) if gpu else cat.offers
+    offers = select_offers(cat, gpus=[g.key for g in specs]) if gpu is not None else cat.offers
     rows = [row for spec in specs for row in _gpu_rows(spec, offers)]
     columns = GPU_COLUMNS if wide else COMPACT_COLUMNS
     regions = {r["region"] for r in rows if r.get("region")}

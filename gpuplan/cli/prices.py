@@ -96,7 +96,7 @@ def show(gpu: GpuOpt = None, region: ShowRegionOpt = None, catalog: CatalogOpt =
     for line in resolved.notes + ([resolved.stale_warning] if resolved.stale_warning else []):
         render.note(line)
     cat = resolved.catalog
-    key = find_gpu(cat, gpu).key if gpu else None
+    key = find_gpu(cat, gpu).key if gpu is not None else None
     rows = []
     for o in sorted(cat.offers, key=lambda o: (o.gpu, o.gpu_count, o.instance_type, o.region)):
         if key and o.gpu != key:
