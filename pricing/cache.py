@@ -72,7 +72,12 @@ def read_cache(region: str) -> tuple[CachedPrices | None, str | None]:
     try:
         return _parse(path, region), None
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, ValidationError, PricingError) as e:
-        reason = e.errors()[0]["msg"] if isinstance(e, ValidationError) else one_line(e)
+        if isinstance(e, ValidationError):
+            first = e.errors()[0]
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+            reason = f"{where}: {first['msg']}" if where else first["msg"]
+        else:
+            reason = "it " + e.problem if hasattr(e, "problem") else one_line(e)
         return None, (
             f"Warning: ignoring the unreadable price cache {path} ({reason[:160]}); "
             f"run `gpuplan prices refresh --region {region}` to rebuild it"

@@ -18,30 +18,40 @@ MAX_YAML_BYTES = 8 * 2**20
 
 def read_text(path: Path, what: str, *, max_bytes: int = MAX_YAML_BYTES,
               error: type[PricingError] = PricingError) -> str:
-    """The UTF-8 text of `path`, checked; `what` names it in messages ('catalog file', 'workload file')."""
+    """The UTF-8 text of `path`, checked; `what` names it in messages ('catalog file', 'workload file').
+
+    The error raised carries `.problem`, the message without the file's name and the fix ('is binary'), for a
+    caller that words its own (the price cache's warning)."""
     path = Path(path)
+
+    def fail(problem: str, fix: str = "check the path") -> PricingError:
+        err = error(f"{what} {path} {problem}; {fix}")
+        err.problem = problem  # type: ignore[attr-defined]
+        return err
+
     if path.is_dir():
-        raise error(f"{what} {path} is a folder; pass the YAML file itself")
+        raise fail("is a folder", "pass the YAML file itself")
     if not path.is_file():
-        raise error(f"{what} {path} does not exist; check the path")
+        raise fail("does not exist")
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise error(f"{what} {path} is {_size(size)}: too large to be one (those are a few KB); check the path")
+            raise fail(f"is {_size(size)}: too large to be one (those are a few KB)")
         with path.open("rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror or one_line(e)}; check its permissions") from None
+        err = error(f"cannot read {what} {path}: {e.strerror or one_line(e)}; check its permissions")
+        err.problem = f"cannot be read: {e.strerror or one_line(e)}"  # type: ignore[attr-defined]
+        raise err from None
     if len(data) > max_bytes:  # grew since stat, or a special file with no size
-        raise error(f"{what} {path} is larger than {_size(max_bytes)}: too large to be one; check the path")
+        raise fail(f"is larger than {_size(max_bytes)}: too large to be one")
     if b"\x00" in data[:8192]:
-        raise error(f"{what} {path} is binary, not a YAML text file; check the path")
+        raise fail("is binary, not a YAML text file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); save it as "
-                    "UTF-8") from None
+        raise fail(f"is not UTF-8 text (byte 0x{data[e.start]:02x} on line {line})", "save it as UTF-8") from None
 
 
 def read_yaml_file(path: Path, what: str, *, max_bytes: int = MAX_YAML_BYTES,
