@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pricing.awsclient import Backoff
-from pricing.catalog import bundled_catalog
+# bundled_catalog is looked up when called, not bound at import: tests swap pricing.catalog.bundled_catalog for a
+# small catalog, and this module first imported under that swap would otherwise keep it for the whole session.
+from pricing import catalog as _catalog
 from pricing.errors import PricingError
 
 SOURCE_CATALOG = "catalog"
@@ -52,7 +54,7 @@ def refresh_prices(
     if source == SOURCE_CATALOG:
         from pricing.skypilot import fetch_catalog
 
-        got = fetch_catalog(bundled_catalog(), url=url, regions=None if all_regions else regions,
+        got = fetch_catalog(_catalog.bundled_catalog(), url=url, regions=None if all_regions else regions,
                             instance_types=instance_types, now=now, progress=progress)
         for n in got.notes:  # about the whole file, not one region
             progress(f"note: {n}")
@@ -89,6 +91,6 @@ def _fetch_aws(regions: list[str] | None, all_regions: bool, instance_types: lis
         progress(f"Refreshing {len(wanted)} regions enabled for your account...")
     else:
         wanted = list(dict.fromkeys(regions or [default_region()]))
-    fetched = aws.fetch_prices(wanted, bundled_catalog(), instance_types=instance_types, now=now,
+    fetched = aws.fetch_prices(wanted, _catalog.bundled_catalog(), instance_types=instance_types, now=now,
                                skip_empty=all_regions, progress=progress, backoff=backoff)
     return [(r.region, r.catalog, r.fetched_at, r.notes) for r in fetched]
