@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, model_validator
 
 from gpuplan.errors import GpuplanError, did_you_mean, one_line
 
@@ -53,12 +53,14 @@ class ModelArch(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
 
     name: str
-    vocab_size: PositiveInt
-    hidden_size: PositiveInt
-    num_hidden_layers: PositiveInt
-    num_attention_heads: PositiveInt
-    intermediate_size: PositiveInt
-    max_position_embeddings: PositiveInt = 512
+    # Upper bounds far past any real encoder (XLM-R: 250,002 tokens; BERT-large: 24 layers of 1,024): beyond them
+    # a config is broken or not an encoder, and the analytic counts would overflow into nonsense.
+    vocab_size: PositiveInt = Field(le=10_000_000)
+    hidden_size: PositiveInt = Field(le=65_536)
+    num_hidden_layers: PositiveInt = Field(le=1_000)
+    num_attention_heads: PositiveInt = Field(le=1_024)
+    intermediate_size: PositiveInt = Field(le=1_048_576)
+    max_position_embeddings: PositiveInt = Field(512, le=1_048_576)
     type_vocab_size: NonNegativeInt = 2
     num_labels: PositiveInt = 2
     source: Literal["builtin", "file", "hub"] = "builtin"
@@ -76,6 +78,15 @@ class ModelArch(BaseModel):
     position_biased_input: bool = True  # DeBERTa: absolute position embeddings added to the input
     norm_rel_ebd: str = "none"  # DeBERTa: "layer_norm" normalises the relative embeddings
     conv_kernel_size: NonNegativeInt = 0  # DeBERTa-v2 xlarge/xxlarge: a convolution beside the first layer
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelArch:
+        # transformers refuses to build such a model ("The hidden size is not a multiple of the number of attention
+        # heads"): better said here than after minutes of calibration set-up.
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                             f"{self.num_attention_heads}, so transformers cannot build this model")
+        return self
 
     @property
     def family(self) -> str:
@@ -143,7 +154,8 @@ def arch_from_config(config: dict[str, Any], name: str, source: str, path: str |
         return ModelArch.model_validate(fields)
     except ValidationError as e:
         err = e.errors()[0]
-        raise GpuplanError(f"{name}: config field {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        where = f"config field {'.'.join(map(str, err['loc']))}: " if err["loc"] else "config: "
+        raise GpuplanError(f"{name}: {where}{err['msg'].removeprefix('Value error, ')}") from None
 
 
 @cache
@@ -168,19 +180,31 @@ def resolve_model(model: str) -> ModelArch:
         if not path.is_file():
             raise GpuplanError(f"model folder {model} has no config.json; pass a BERT model folder or its config.json")
     if path.is_file():
-        try:
-            config = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GpuplanError(f"model config {path} is not valid JSON: {one_line(e)}") from None
-        if not isinstance(config, dict):
-            raise GpuplanError(f"model config {path} is not a JSON object")
-        return arch_from_config(config, model, "file", str(path))
+        return arch_from_config(read_config(path), model, "file", str(path))
     if "/" in model and not model.startswith((".", "/", "~")):
         return _hub_arch(model)
     raise GpuplanError(
         f"unknown model {model!r}.{did_you_mean(model, BUILTIN_MODELS)} Use a built-in name (`gpuplan models` "
         "lists them), a path to a config.json or model folder, or a Hub id such as google-bert/bert-base-uncased"
     )
+
+
+MAX_CONFIG_BYTES = 4 * 2**20  # a config.json is kilobytes (a large id2label map: some hundred)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A config.json's fields: a binary, non-UTF-8, huge or unreadable file, or one that is not a JSON object, is one
+    line naming it."""
+    from pricing.files import read_text
+
+    text = read_text(path, "model config", max_bytes=MAX_CONFIG_BYTES, error=GpuplanError)
+    try:
+        config = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise GpuplanError(f"model config {path} is not valid JSON: {one_line(e)[:160]}") from None
+    if not isinstance(config, dict):
+        raise GpuplanError(f"model config {path} is not a JSON object")
+    return config
 
 
 def _hub_arch(repo_id: str) -> ModelArch:
@@ -201,4 +225,4 @@ def _hub_arch(repo_id: str) -> ModelArch:
             f"could not fetch config.json of {repo_id!r} from the Hugging Face Hub ({type(e).__name__}); "
             "download the model folder and pass its path, or use a built-in name"
         ) from None
-    return arch_from_config(json.loads(Path(path).read_text()), repo_id, "hub", None)
+    return arch_from_config(read_config(Path(path)), repo_id, "hub", None)

@@ -30,7 +30,7 @@ def read_text(path: Path, what: str, *, max_bytes: int = MAX_YAML_BYTES,
         return err
 
     if path.is_dir():
-        raise fail("is a folder", "pass the YAML file itself")
+        raise fail("is a folder", "pass the file itself")
     if not path.is_file():
         raise fail("does not exist")
     try:
@@ -46,7 +46,7 @@ def read_text(path: Path, what: str, *, max_bytes: int = MAX_YAML_BYTES,
     if len(data) > max_bytes:  # grew since stat, or a special file with no size
         raise fail(f"is larger than {_size(max_bytes)}: too large to be one")
     if b"\x00" in data[:8192]:
-        raise fail("is binary, not a YAML text file")
+        raise fail("is binary, not a text file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
