@@ -87,6 +87,30 @@ WORKLOAD_CASES = [
     ("calibrate --workload {f}", b"seq_len: 0\n", "seq-len must be greater than 0"),
 ]
 
+def _config(**fields) -> bytes:
+    base = {"model_type": "bert", "vocab_size": 1000, "hidden_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 256, "max_position_embeddings": 512}
+    return json.dumps({**base, **fields}).encode()
+
+
+# Model configs transformers can't build, refused before a calibration imports it.
+MODEL_CASES = [
+    ("estimate --model {f}.json", _config(hidden_size=100, num_attention_heads=12),
+     "hidden_size 100 is not a multiple of num_attention_heads 12"),
+    ("calibrate --model {f}.json", _config(hidden_size=100, num_attention_heads=12), "transformers cannot build"),
+    ("estimate --model {f}.json", _config(num_hidden_layers=0), "config field num_hidden_layers: Input should be "
+                                                                "greater than 0"),
+    ("calibrate --model {f}.json", _config(hidden_size=-128), "config field hidden_size: Input should be greater"),
+    ("estimate --model {f}.json", _config(vocab_size=10**9), "config field vocab_size: Input should be less than"),
+    ("estimate --model {f}.json", BINARY, "is binary"),
+    ("calibrate --model {f}.json", LATIN1, "is not UTF-8 text"),
+    ("estimate --model {f}.json", b"[1, 2]", "is not a JSON object"),
+    ("estimate --model {f}.json", b'{"model_type": "bert",', "is not valid JSON"),
+    ("estimate --model {f}", DIR, "has no config.json"),
+    ("calibrate --model {f}", DIR, "has no config.json"),
+    ("estimate --model {f}.json", _config(model_type="t5"), "model_type 't5' is not a BERT-family encoder"),
+]
+
 FLAG_CASES = [
     ("estimate --epochs nan", None, "'nan' is not a finite number"),
     ("estimate --deadline inf", None, "'inf' is not a finite number"),
@@ -224,6 +248,11 @@ def test_hostile_workload_files(small_catalog, no_training, tmp_path, monkeypatc
     _run_case(tmp_path, monkeypatch, command, content, says)
 
 
+@pytest.mark.parametrize(("command", "content", "says"), MODEL_CASES, ids=_ids(MODEL_CASES))
+def test_hostile_model_configs(small_catalog, no_training, tmp_path, monkeypatch, command, content, says):
+    _run_case(tmp_path, monkeypatch, command, content, says)
+
+
 @pytest.mark.parametrize(("command", "content", "says"), FLAG_CASES, ids=_ids(FLAG_CASES))
 def test_hostile_flags_and_files(small_catalog, no_training, tmp_path, monkeypatch, command, content, says):
     _run_case(tmp_path, monkeypatch, command, content, says)
@@ -251,7 +280,7 @@ def test_a_cache_fetched_in_the_future_is_ignored_with_a_warning(small_catalog):
 
 
 @pytest.mark.parametrize(("content", "says"), [
-    (BINARY, "(it is binary, not a YAML text file)"), (LATIN1, "(it is not UTF-8 text (byte 0xe9 on line 1))"),
+    (BINARY, "(it is binary, not a text file)"), (LATIN1, "(it is not UTF-8 text (byte 0xe9 on line 1))"),
     (b"fetched_at: 2026-03-02T10:00:00Z\noffers:\n- {instance_type: g5.xlarge, gpu: a10g, gpu_count: 1, vcpus: 4, "
      b"memory_gib: 16, on_demand_usd_per_hour: .nan}\n", "(offers[0].on_demand_usd_per_hour: Input should be a finite"),
 ])
