@@ -67,4 +67,6 @@ def read_yaml_file(path: Path, what: str, *, max_bytes: int = MAX_YAML_BYTES,
 
 
 def _size(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
