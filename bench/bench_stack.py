@@ -9,7 +9,7 @@ from __future__ import annotations
 from gpuplan.perf.opmix import load_profile, step_mix
 from gpuplan.perf.stacks import load_stock_constants
 from gpuplan.perf.stockfit import load_rows, report
-from gpuplan.workload import ModelArch
+from gpuplan.workload import BUILTIN_MODELS, ModelArch
 
 
 def main() -> None:
@@ -18,13 +18,13 @@ def main() -> None:
     print("\n".join(report(load_rows(), load_stock_constants())))
     print()
     print("== Op-mix scaling: the bundled profile (fitted on tiny traced graphs) vs graphs it was not fitted on ==")
-    print(f"{'config':22s} {'policy':15s} {'bytes pred/traced':>18s} {'kernels pred/traced':>20s}")
+    print(f"{'config':26s} {'policy':15s} {'bytes pred/traced':>18s} {'kernels pred/traced':>20s}")
     for c in load_profile()["checks"]:
-        arch = ModelArch(name=c["name"], vocab_size=c["vocab"], hidden_size=c["hidden"],
-                         num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
-                         intermediate_size=c["intermediate"])
+        arch = BUILTIN_MODELS.get(c["name"]) or ModelArch(
+            name=c["name"], vocab_size=c["vocab"], hidden_size=c["hidden"], num_hidden_layers=c["layers"],
+            num_attention_heads=c["heads"], intermediate_size=c["intermediate"])
         mix = step_mix(arch, c["batch"], c["seq"], c["policy"])
-        print(f"{c['name']:22s} {c['policy']:15s} {mix.memory_bytes / c['traced_memory_bytes']:18.3f} "
+        print(f"{c['name']:26s} {c['policy']:15s} {mix.memory_bytes / c['traced_memory_bytes']:18.3f} "
               f"{mix.kernels / c['traced_kernels']:20.3f}")
     print("target: within 10% (0.900-1.100)")
 

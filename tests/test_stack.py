@@ -22,7 +22,8 @@ def _arch(hidden: int, layers: int, heads: int, intermediate: int, vocab: int = 
 
 @pytest.mark.parametrize("check", load_profile()["checks"], ids=lambda c: f"{c['name']}-{c['policy']}")
 def test_bundled_profile_scales_to_the_traced_graphs_it_was_not_fitted_on(check):
-    arch = _arch(check["hidden"], check["layers"], check["heads"], check["intermediate"], check["vocab"])
+    arch = BUILTIN_MODELS.get(check["name"]) or _arch(check["hidden"], check["layers"], check["heads"],
+                                                     check["intermediate"], check["vocab"])
     mix = step_mix(arch, check["batch"], check["seq"], check["policy"])
     assert mix.memory_bytes == pytest.approx(check["traced_memory_bytes"], rel=0.10)
     assert mix.kernels == pytest.approx(check["traced_kernels"], rel=0.10)

@@ -20,7 +20,10 @@ from gpuplan.workload import ModelArch
 
 PROFILE_FILE = "data/opmix_keras.json"
 # The size terms the bytes grow with, in the order the profile's coefficients are stored.
-TERMS = ("layer_token_hidden", "layer_token_intermediate", "layer_token_scores", "params", "token_hidden")
+TERMS = ("layer_token_hidden", "layer_token_intermediate", "layer_token_scores", "params", "token_hidden",
+         "layer_token_heads_span")
+# Families whose traced graphs are within 5% of BERT's (RoBERTa, XLM-R, ELECTRA) use BERT's profile.
+FALLBACK_FAMILY = "bert"
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,19 @@ def size_terms(arch: ModelArch, batch_size: int, seq_len: int) -> dict[str, floa
         "layer_token_scores": float(layers * tokens * arch.num_attention_heads * seq_len),
         "params": float(param_count(arch)),
         "token_hidden": float(tokens * arch.hidden_size),
+        # DeBERTa: each head's scores against the 2k relative positions, content-to-position and back.
+        "layer_token_heads_span": float(layers * tokens * arch.num_attention_heads * 2 * arch.rel_span
+                                        if arch.relative_attention else 0),
     }
 
 
 def step_mix(arch: ModelArch, batch_size: int, seq_len: int, dtype: str,
              profile: dict[str, Any] | None = None) -> StepMix:
     """dtype: the Keras policy, float32, mixed_float16 or mixed_bfloat16."""
-    prof = (profile or load_profile())["policies"][dtype]
+    families = (profile or load_profile())["families"]
+    prof = families.get(arch.family, families[FALLBACK_FAMILY])["policies"][dtype]
     terms = size_terms(arch, batch_size, seq_len)
-    memory = sum(prof["bytes_per_term"][t] * terms[t] for t in TERMS)
+    memory = sum(prof["bytes_per_term"].get(t, 0.0) * terms[t] for t in TERMS)
     kernels = prof["kernels_per_layer"] * arch.num_hidden_layers + prof["kernels_fixed"]
     flops = step_work(arch, batch_size, seq_len, 2 if dtype != "float32" else 4).matmul_flops
     return StepMix(matmul_flops=flops, memory_bytes=max(memory, 0.0), kernels=int(kernels))
