@@ -726,3 +726,37 @@ def test_user_data_over_the_limit_is_gzipped_and_still_refused_when_too_big():
 
     with pytest.raises(GpuplanError, match="over EC2's 16384-byte user data limit"):
         encode_user_data("#!/bin/bash\n" + _os.urandom(20000).hex())
+
+
+def test_ctrl_c_during_set_up_starts_nothing_and_says_what_exists(cloud, on_clients):
+    pressed = []
+
+    def press(**kwargs):
+        if not pressed:  # while the wheel is being uploaded, after the bucket was made
+            pressed.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    on_clients.append(lambda c: c.s3.meta.events.register("before-call.s3.PutObject", press))
+    line = failed(launch(), "interrupted during set-up; no instance was started", "created bucket s3://gpuplan-",
+                  code=130)
+    assert pressed and "could NOT" not in line
+    assert gpuplan_instances() == []
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    (["--instance-profile", "bad name!"], "is not an instance profile name"),
+    (["--calibrate-arg=--steps=0"], "--steps=0: calibrate takes 1 to 10,000"),
+    (["--calibrate-arg", "--warmup-steps", "--calibrate-arg", "x"], "--warmup-steps=x"),
+])
+def test_launch_input_calibrate_would_refuse_is_refused_before_any_aws_call(cloud, on_clients, extra, says):
+    calls = []
+    on_clients.append(lambda c: c.ec2.meta.events.register("before-call", lambda **kw: calls.append(kw)))
+    failed(launch(*extra), says)
+    assert calls == []
+
+
+def test_save_into_a_file_or_a_folder_as_wheel_is_refused(cloud, tmp_path):
+    afile = tmp_path / "results.json"
+    afile.write_text("{}")
+    failed(launch("--save", str(afile)), f"--save {afile} is a file")
+    failed(launch("--wheel", str(tmp_path)), "is a folder; give the .whl file itself")

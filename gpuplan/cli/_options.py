@@ -56,7 +56,8 @@ TextColumnOpt = Annotated[str, typer.Option("--text-column", help="With --datase
 LabelColumnOpt = Annotated[str, typer.Option("--label-column", help="With --dataset: column with the class labels.")]
 StepsOpt = Annotated[
     int | None,
-    typer.Option("--steps", help="Timed calibration steps per precision. [default: 5 on a CPU, 30 on a GPU]"),
+    typer.Option("--steps", min=1, max=10_000,
+                 help="Timed calibration steps per precision. [default: 5 on a CPU, 30 on a GPU]"),
 ]
 
 CatalogOpt = Annotated[

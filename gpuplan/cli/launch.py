@@ -75,7 +75,7 @@ def launch(
     text_column: TextColumnOpt = "text", label_column: LabelColumnOpt = "label", fmt: FormatOpt = "table",
 ) -> None:
     """Measure on EC2 GPUs, always terminate them, print the estimate."""
-    from gpuplan.cloud import fleet, launchplan, report, uploads
+    from gpuplan.cloud import fleet, launchplan, report
     from gpuplan.cloud.aws import make_clients
     from gpuplan.cloud.describe import describe_plan
     from gpuplan.cloud.request import new_request
@@ -92,7 +92,7 @@ def launch(
     request = new_request(workload=wl, instance_types=instance, region=region, spot=spot, bucket=bucket,
                           ami_id=ami_id, instance_profile=instance_profile, wheel=wheel, timeout_minutes=timeout,
                           max_minutes=max_minutes, steps=steps, extra_calibrate_args=calibrate_arg or [],
-                          dataset=dataset, text_column=text_column, label_column=label_column)
+                          dataset=dataset, text_column=text_column, label_column=label_column, save=save)
     clients = make_clients(region)
     if dry_run:
         _dry_run(request, cat, clients, settings)
@@ -102,8 +102,7 @@ def launch(
     if not yes and not _confirmed():
         render.note("Nothing was launched.")
         raise typer.Exit(1)
-    prepared = uploads.prepare(plan, clients)
-    _notes(f"created {item}" for item in prepared.created)
+    prepared = _prepare(plan, clients)
     with _ProgressView() as view:
         outcomes = fleet.launch_all(plan, prepared, clients, listener=view, settings=settings)
     rep = report.collect(outcomes, cat)
@@ -111,6 +110,20 @@ def launch(
     for instance_type, phases in rep.startup_phases():
         record_phases(instance_type, phases)  # the start-up model uses the family's measured phases from now on
     _render_report(rep, lambda r: report.launch_estimate(r, wl, cat, plan, spot), fmt, save)
+
+
+def _prepare(plan, clients):  # type: ignore[no-untyped-def]
+    """The account set-up; a Ctrl-C here starts nothing and says what already exists (all of it free to keep)."""
+    from gpuplan.cloud import uploads
+
+    created: list[str] = []
+    try:
+        prepared = uploads.prepare(plan, clients, created)
+    except KeyboardInterrupt:
+        kept = f"; created {', '.join(created)} (kept: they cost nothing while empty)" if created else ""
+        raise GpuplanError(f"interrupted during set-up; no instance was started{kept}", exit_code=130) from None
+    _notes(f"created {item}" for item in prepared.created)
+    return prepared
 
 
 def _dry_run(request, cat, clients, settings) -> None:  # type: ignore[no-untyped-def]

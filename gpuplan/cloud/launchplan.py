@@ -202,6 +202,8 @@ def plan_launch(request: LaunchRequest, catalog: Catalog, clients: Clients | Non
     `clients` None plans without AWS (a dry run without credentials): placeholders where AWS would answer."""
     if len(set(request.instance_types)) != len(request.instance_types):
         raise GpuplanError("an instance type is given twice; each --instance launches one instance")
+    if request.wheel is not None and Path(request.wheel).is_dir():
+        raise GpuplanError(f"--wheel {request.wheel} is a folder; give the .whl file itself")
     if request.wheel is not None and not Path(request.wheel).is_file():
         raise GpuplanError(f"wheel {request.wheel} does not exist; build one with `python -m build --wheel`")
     dataset_file, data_args = check_dataset(request)  # before any AWS call: data mistakes cost nothing

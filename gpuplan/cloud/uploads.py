@@ -66,10 +66,12 @@ def transfers(plan: LaunchPlan, target: TargetPlan, inputs: dict[str, str], clie
                      **{k: url("get_object", v) for k, v in inputs.items()})
 
 
-def prepare(plan: LaunchPlan, clients: Clients) -> Prepared:
-    """Create what the plan said is missing; ship this gpuplan's wheel and the local files; sign the URLs."""
+def prepare(plan: LaunchPlan, clients: Clients, created: list[str] | None = None) -> Prepared:
+    """Create what the plan said is missing; ship this gpuplan's wheel and the local files; sign the URLs.
+
+    `created` is filled as things are made, so that a caller interrupted half-way can say what exists."""
     assert plan.account is not None, "a plan made without credentials cannot be launched"
-    created = []
+    created = [] if created is None else created
     if res.ensure_bucket(clients, plan.bucket, plan.account):
         created.append(f"bucket s3://{plan.bucket}")
     group, group_created = res.ensure_security_group(clients, plan.vpc_id)
