@@ -173,7 +173,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "model folder without config": (["--model", str(tmp / "noconfig")], "no config.json"),
         "model weights unreadable": (["--model", str(tmp / "badweights"), "--seq-len", "8", "--batch-size", "2",
                                       "--steps", "1"], "cannot read weights"),
-        "zero steps": ([*tiny, "--steps", "0"], "must be 1 or more"),
+        "zero steps": ([*tiny, "--steps", "0"], "greater than or equal to 1"),
     }
 
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from gpuplan import render
-from gpuplan.errors import GpuplanError
 from gpuplan.measurement import CalibrationResult, check_writable, save_somewhere
 from gpuplan.cli import app, examples
 from gpuplan.cli._options import (
@@ -56,7 +55,8 @@ def calibrate(
     text_column: TextColumnOpt = "text",
     label_column: LabelColumnOpt = "label",
     steps: StepsOpt = None,
-    warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", help="Steps timed apart first (tracing). "
+    warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", min=1, max=1_000,
+                                                     help="Steps timed apart first (tracing). "
                                                      "[default: 1 on a CPU, 3 on a GPU]")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result (JSON) here, for "
                                                 "`estimate --calibration`.")] = None,
@@ -70,7 +70,6 @@ def calibrate(
     from gpuplan.calibration.train import run_calibration
 
     render.check_format(fmt)
-    check_steps(steps, warmup_steps)
     if output is not None:
         check_writable(output)
     wl = workload_from_flags(workload, model, num_examples, epochs, batch_size, seq_len, precision,
@@ -90,21 +89,6 @@ def calibrate(
             render.out(result.model_dump_json(indent=2))
             return
     render_result(result, fmt)
-
-
-# A calibration's median settles within tens of steps; thousands more only add time on a (paid-for) GPU.
-MAX_STEPS = 10_000
-MAX_WARMUP_STEPS = 1_000
-
-
-def check_steps(steps: int | None, warmup_steps: int | None) -> None:
-    """Before anything is imported or trained: step counts a calibration can run."""
-    if steps is not None and steps < 1 or warmup_steps is not None and warmup_steps < 1:
-        raise GpuplanError("--steps and --warmup-steps must be 1 or more (the first step traces the graph)")
-    for flag, value, most in (("--steps", steps, MAX_STEPS), ("--warmup-steps", warmup_steps, MAX_WARMUP_STEPS)):
-        if value is not None and value > most:
-            raise GpuplanError(f"{flag} {value} is more than a calibration needs (at most {most:,}); "
-                               "a few tens of steps time a GPU")
 
 
 def render_result(result: CalibrationResult, fmt: str) -> None:
