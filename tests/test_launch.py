@@ -515,7 +515,7 @@ def test_instances_lists_and_terminates_only_gpuplan_instances(cloud):
     (["--max-minutes", "1000"], "--max-minutes: input should be less than or equal to 240"),
     (["--timeout", "nan"], "--timeout: input should be a finite number"),
     (["--timeout", "inf"], "--timeout: input should be a finite number"),
-    (["--steps", "0"], "--steps: input should be greater than 0"),
+    (["--steps", "0"], "'--steps': Input should be greater than or equal to 1"),
     (["--format", "yaml"], "unknown format 'yaml'"),
     (["--wheel", "missing.whl"], "wheel missing.whl does not exist"),
     (["--instance", "g4dn.xlarge"], "given twice"),
