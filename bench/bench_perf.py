@@ -49,6 +49,15 @@ def main() -> None:
     print(f"gpuplan estimate --gpu v100     {est:6.2f} s")
     print(f"python -c 'import tensorflow'   {tf:6.2f} s")
     print(f"ratio                           {est / tf:6.2f}   (target: well under 0.5)")
+    from pricing.catalog import bundled_catalog
+
+    loads = []
+    for _ in range(5):
+        bundled_catalog.cache_clear()
+        t0 = time.perf_counter()
+        n = len(bundled_catalog().offers)
+        loads.append(time.perf_counter() - t0)
+    print(f"load the bundled catalog ({n} offers) {statistics.median(loads) * 1000:6.0f} ms  (target: under 100 ms)")
 
 
 if __name__ == "__main__":
