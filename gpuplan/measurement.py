@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from gpuplan.errors import GpuplanError, one_line
 from gpuplan.workload import DatasetStats, Precision, Workload
+from pricing.cache import cache_home
 
 RESULT_SCHEMA_VERSION = 1
 # Every time and size a result holds is a finite number: NaN or infinity in a file is a broken file.
@@ -149,8 +150,7 @@ def check_writable(path: Path) -> None:
 
 
 def calibrations_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gpuplan" / "calibrations"
+    return cache_home() / "calibrations"
 
 
 def save_somewhere(result: CalibrationResult, wanted: Path | None) -> tuple[Path | None, list[str]]:

@@ -13,13 +13,13 @@ import tempfile
 from pathlib import Path
 
 from gpuplan.perf.startup import PHASES, family
+from pricing.cache import cache_home
 
 KEEP = 10  # measurements per family: enough for a median, few enough that old AMIs age out
 
 
 def startup_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gpuplan" / "startup-v1"
+    return cache_home() / "startup-v1"
 
 
 def record_phases(instance_type: str, phases: dict[str, float], directory: Path | None = None) -> Path:

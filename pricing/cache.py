@@ -32,9 +32,13 @@ _FILE = re.compile(r"^aws-([a-z0-9-]+)\.yaml$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
+def cache_home() -> Path:
+    """gpuplan's folder in the user's cache ($XDG_CACHE_HOME, else ~/.cache): prices, measurements, phases."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "gpuplan"
+
+
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / CACHE_SUBDIR
+    return cache_home() / CACHE_SUBDIR.name
 
 
 def check_region(region: str) -> str:
