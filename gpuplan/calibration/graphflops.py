@@ -1,4 +1,4 @@
-"""FLOPs of one training step, counted from the graph TensorFlow traced for it.
+"""FLOPs of the matmuls in the graph TensorFlow traced for a training step (`opmix.op_mix` walks the graph).
 
 Counts the matrix multiplies (MatMul, BatchMatMul) of the forward and backward pass, 2 FLOPs per multiply-add,
 from the static shapes of the traced train step. Element-wise ops (GELU, softmax, layer norm, Adam's update) are
@@ -36,30 +36,3 @@ def op_flops(op: Any) -> float | None:
     k = a[-2] if adj_x else a[-1]
     out = static_dims(op.outputs[0])
     return None if out is None else 2.0 * math.prod(out) * k
-
-
-def graph_flops(graph: Any) -> tuple[float, int]:
-    """(total FLOPs, number of matmul ops whose shapes were unknown) of a FuncGraph, nested functions included."""
-    total, unknown = 0.0, 0
-    for op in graph.get_operations():
-        if op.type in MATMUL_OPS:
-            f = op_flops(op)
-            if f is None:
-                unknown += 1
-            else:
-                total += f
-        elif op.type in CALL_OPS:
-            fn = _called_graph(graph, op)
-            if fn is not None:
-                t, u = graph_flops(fn)
-                total, unknown = total + t, unknown + u
-    return total, unknown
-
-
-def _called_graph(graph: Any, op: Any) -> Any:
-    try:
-        name = op.get_attr("f").name
-        fn = graph._get_function(name)  # noqa: SLF001 - the only way to a nested function's body
-        return getattr(fn, "graph", None)
-    except Exception:
-        return None

@@ -35,6 +35,7 @@ class OpMix:
     memory_bytes: float = 0.0
     kernels: int = 0
     unknown_shapes: int = 0
+    unknown_matmuls: int = 0  # matmuls whose shapes were unknown at trace time: their FLOPs are missing
 
     def add(self, other: OpMix, times: int = 1) -> None:
         for k, v in other.matmul_flops.items():
@@ -42,6 +43,13 @@ class OpMix:
         self.memory_bytes += other.memory_bytes * times
         self.kernels += other.kernels * times
         self.unknown_shapes += other.unknown_shapes * times
+        self.unknown_matmuls += other.unknown_matmuls * times
+
+    @property
+    def total_matmul_flops(self) -> float | None:
+        """All matmul FLOPs of the step, or None when some matmul's shape was unknown."""
+        total = sum(self.matmul_flops.values())
+        return total if total and not self.unknown_matmuls else None
 
 
 def _bytes(tensor: Any) -> float | None:
@@ -74,6 +82,7 @@ def op_mix(graph: Any, _seen: set[str] | None = None) -> OpMix:
             f = op_flops(op)
             if f is None:
                 mix.unknown_shapes += 1
+                mix.unknown_matmuls += 1
             else:
                 dt = op.inputs[0].dtype.name
                 mix.matmul_flops[dt] = mix.matmul_flops.get(dt, 0.0) + f

@@ -18,7 +18,6 @@ from typing import Any
 
 from gpuplan import __version__
 from gpuplan.calibration.device import PeakMemory, choose_mixed_policy, detect_device, import_tf
-from gpuplan.calibration.graphflops import graph_flops
 from gpuplan.calibration.opmix import OpMix, op_mix
 from gpuplan.calibration.progress import Progress
 from gpuplan.measurement import CalibrationResult, DeviceInfo, RunResult
@@ -307,8 +306,8 @@ def traced_flops(model: Any, ds: Any) -> tuple[float | None, OpMix | None]:
         concrete = model.train_function.get_concrete_function(iter(ds))
     except Exception:  # the train function's API is Keras-internal; a count is not worth a crash
         return None, None
-    flops, unknown = graph_flops(concrete.graph)
-    return (flops if flops and not unknown else None), op_mix(concrete.graph)
+    mix = op_mix(concrete.graph)
+    return mix.total_matmul_flops, mix
 
 
 def _loss(tf: Any) -> Callable[[Any, Any], Any]:
